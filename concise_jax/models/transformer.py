@@ -1,0 +1,248 @@
+"""The decoder-only transformer: Flax NNX parameter declaration plus a pure functional forward.
+
+The NNX module declares parameters (initialisers and logical sharding names); every computation
+is a pure function of `(cfg, params, ...)` where `params` is the plain nested dict described in
+`config.py`. RL code differentiates, shards, checkpoints and LoRA-wraps that dict directly.
+"""
+import flax.struct
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from concise_jax.models import layers as L
+from concise_jax.models.config import ModelConfig
+
+
+def _param(init, key, shape, names, dtype):
+  return nnx.Param(init(key, shape, dtype), sharding_names=names, eager_sharding=False)
+
+
+class DecoderLayers(nnx.Module):
+  """All L decoder blocks, stacked on a leading "layers" axis (one lax.scan runs them)."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    nl, d, n, k, h, f = (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                         cfg.mlp_dim)
+    w = nnx.initializers.normal(0.02)
+    norm_init = nnx.initializers.zeros if cfg.norm_plus_one else nnx.initializers.ones
+    dt = jnp.dtype(cfg.param_dtype)
+    self.attn_norm = _param(norm_init, rngs.params(), (nl, d), ("layers", "embed"), dt)
+    self.w_q = _param(w, rngs.params(), (nl, d, n, h), ("layers", "embed", "heads", "head_dim"), dt)
+    self.w_k = _param(w, rngs.params(), (nl, d, k, h),
+                      ("layers", "embed", "kv_heads", "head_dim"), dt)
+    self.w_v = _param(w, rngs.params(), (nl, d, k, h),
+                      ("layers", "embed", "kv_heads", "head_dim"), dt)
+    if cfg.qkv_bias:
+      z = nnx.initializers.zeros
+      self.b_q = _param(z, rngs.params(), (nl, n, h), ("layers", "heads", "head_dim"), dt)
+      self.b_k = _param(z, rngs.params(), (nl, k, h), ("layers", "kv_heads", "head_dim"), dt)
+      self.b_v = _param(z, rngs.params(), (nl, k, h), ("layers", "kv_heads", "head_dim"), dt)
+    self.w_o = _param(w, rngs.params(), (nl, n, h, d), ("layers", "heads", "head_dim", "embed"), dt)
+    self.mlp_norm = _param(norm_init, rngs.params(), (nl, d), ("layers", "embed"), dt)
+    self.w_gate = _param(w, rngs.params(), (nl, d, f), ("layers", "embed", "mlp"), dt)
+    self.w_up = _param(w, rngs.params(), (nl, d, f), ("layers", "embed", "mlp"), dt)
+    self.w_down = _param(w, rngs.params(), (nl, f, d), ("layers", "mlp", "embed"), dt)
+
+
+class Transformer(nnx.Module):
+  """Llama / Qwen2 / Gemma-style decoder. Call it, or use `forward` on its params dict."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    dt = jnp.dtype(cfg.param_dtype)
+    w = nnx.initializers.normal(0.02)
+    self.embed = _param(w, rngs.params(), (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), dt)
+    if not cfg.tie_embeddings:
+      self.lm_head = _param(w, rngs.params(), (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), dt)
+    norm_init = nnx.initializers.zeros if cfg.norm_plus_one else nnx.initializers.ones
+    self.final_norm = _param(norm_init, rngs.params(), (cfg.d_model,), ("embed",), dt)
+    self.layers = DecoderLayers(cfg, rngs=rngs)
+
+  def __call__(self, tokens_bs, **kwargs):
+    return forward(self.cfg, nnx.state(self, nnx.Param).to_pure_dict(), tokens_bs, **kwargs)
+
+
+def init_params(cfg: ModelConfig, key: jax.Array) -> dict:
+  """Random parameters as the plain nested dict every other module consumes."""
+  return nnx.state(Transformer(cfg, rngs=nnx.Rngs(params=key)), nnx.Param).to_pure_dict()
+
+
+def param_axes(cfg: ModelConfig) -> dict:
+  """Logical axis names of every parameter (same tree as `init_params`), for sharding rules."""
+  abstract = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
+  state = nnx.state(abstract, nnx.Param)
+  return jax.tree.map(lambda v: tuple(v.get_metadata()["out_sharding"]), state,
+                      is_leaf=lambda x: isinstance(x, nnx.Variable)).to_pure_dict()
+
+
+@flax.struct.dataclass
+class Steering:
+  """Adds `scale * vector_d` to the residual stream after decoder layer `layer` (ASC needs it).
+
+  `layer` is an array, so changing the layer or scale does not recompile.
+  """
+  layer: jax.Array   # [] int32
+  vector_d: jax.Array  # [D]
+  scale: jax.Array   # [] float32
+
+
+def _embed(cfg, params, tokens_bs):
+  x = params["embed"][tokens_bs].astype(cfg.compute_dtype)
+  if cfg.embed_scale:
+    x = x * jnp.asarray(cfg.d_model**0.5, cfg.compute_dtype)
+  return x
+
+
+def output_logits(cfg: ModelConfig, params: dict, hidden_bsd: jax.Array) -> jax.Array:
+  """Final-norm'd hidden states → vocabulary logits (tied or separate head), fp32."""
+  w_dv = params["embed"].T if cfg.tie_embeddings else params["lm_head"]
+  return jnp.einsum("bsd,dv->bsv", hidden_bsd, w_dv.astype(hidden_bsd.dtype)).astype(jnp.float32)
+
+
+def _cast(cfg, tree):
+  return jax.tree.map(lambda a: a.astype(cfg.compute_dtype), tree)
+
+
+def _block(cfg, p, x_bsd, cos, sin, k_btkh_fn, mask_bst):
+  """One pre-norm decoder block. `k_btkh_fn(k, v)` returns the keys/values to attend over."""
+  h = L.rms_norm(x_bsd, p["attn_norm"], cfg)
+  q, k, v = L.qkv_projection(h, p, cfg, cos, sin)
+  keys, values = k_btkh_fn(k, v)
+  attn = L.attention(q, keys, values, mask_bst, cfg)
+  x_bsd = x_bsd + jnp.einsum("bsnh,nhd->bsd", attn, p["w_o"])
+  x_bsd = x_bsd + L.gated_mlp(L.rms_norm(x_bsd, p["mlp_norm"], cfg), p, cfg)
+  return x_bsd, (k, v)
+
+
+def _steer(x_bsd, layer_index, steering):
+  if steering is None:
+    return x_bsd
+  add_d = jnp.where(layer_index == steering.layer, steering.scale, 0.0) * steering.vector_d
+  return x_bsd + add_d.astype(x_bsd.dtype)
+
+
+def positions_from_mask(mask_bs: jax.Array) -> jax.Array:
+  """Left-padded rows: the first real token gets position 0; pads get 0 too (they are masked)."""
+  return jnp.maximum(jnp.cumsum(mask_bs.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def forward(cfg: ModelConfig, params: dict, tokens_bs: jax.Array, *,
+            mask_bs: jax.Array | None = None, positions_bs: jax.Array | None = None,
+            hidden_layers: tuple[int, ...] = (), steering: Steering | None = None,
+            return_logits: bool = True, return_kv: bool = False):
+  """Full-sequence causal forward.
+
+  Args:
+    tokens_bs: [B, S] int32 token ids.
+    mask_bs: [B, S] 1 for real tokens, 0 for padding (keys that are padding are never attended).
+    positions_bs: [B, S] RoPE positions; default derived from `mask_bs` (left padding safe).
+    hidden_layers: residual stream after these layers is returned in aux["hidden"] [len, B, S, D].
+    steering: optional vector added to the residual stream after one layer.
+    return_logits: False returns the final-normed hidden states [B, S, D] instead (the RL loss
+      computes sampled-token log-probs from them in chunks, without [B, S, V] logits).
+    return_kv: also return per-layer keys/values [L, B, S, K, H] (used by prefill).
+  Returns:
+    (logits_bsv or hidden_bsd, aux dict).
+  """
+  b, s = tokens_bs.shape
+  if mask_bs is None:
+    mask_bs = jnp.ones((b, s), jnp.int32)
+  if positions_bs is None:
+    positions_bs = positions_from_mask(mask_bs)
+  causal_ss = jnp.tril(jnp.ones((s, s), bool))
+  mask_bst = causal_ss[None] & (mask_bs[:, None, :] > 0)
+  cos, sin = L.rope_cos_sin(positions_bs, L.rope_inv_freq(cfg))
+
+  def body(x_bsd, xs):
+    p, i = xs
+    x_bsd, kv = _block(cfg, _cast(cfg, p), x_bsd, cos, sin, lambda k, v: (k, v), mask_bst)
+    x_bsd = _steer(x_bsd, i, steering)
+    return x_bsd, (x_bsd if hidden_layers else None, kv if return_kv else None)
+
+  if cfg.remat:
+    body = jax.checkpoint(body, prevent_cse=False)
+  x_bsd = _embed(cfg, params, tokens_bs)
+  x_bsd, (hidden_lbsd, kv) = jax.lax.scan(
+      body, x_bsd, (params["layers"], jnp.arange(cfg.n_layers)))
+  aux = {}
+  if hidden_layers:
+    aux["hidden"] = hidden_lbsd[jnp.asarray(hidden_layers)]
+  if return_kv:
+    aux["kv"] = kv
+  x_bsd = L.rms_norm(x_bsd, params["final_norm"], cfg)
+  return (output_logits(cfg, params, x_bsd) if return_logits else x_bsd), aux
+
+
+# --------------------------------------------------------------------------- KV-cache decoding
+
+
+@flax.struct.dataclass
+class KVCache:
+  """Preallocated keys/values for incremental decoding; rows are left-padded prompts.
+
+  Left padding makes the write slot the same for every row, so one `dynamic_update_slice` per
+  step updates the whole batch.
+  """
+  k_lbskh: jax.Array   # [L, B, S, K, H]
+  v_lbskh: jax.Array   # [L, B, S, K, H]
+  valid_bs: jax.Array  # [B, S] bool: slot holds a real token
+  end: jax.Array       # [] int32: next slot to write
+  pos_b: jax.Array     # [B] int32: RoPE position of the next token of each row
+
+
+def init_cache(cfg: ModelConfig, batch: int, max_len: int) -> KVCache:
+  shape = (cfg.n_layers, batch, max_len, cfg.n_kv_heads, cfg.head_dim)
+  return KVCache(k_lbskh=jnp.zeros(shape, cfg.compute_dtype),
+                 v_lbskh=jnp.zeros(shape, cfg.compute_dtype),
+                 valid_bs=jnp.zeros((batch, max_len), bool),
+                 end=jnp.zeros((), jnp.int32), pos_b=jnp.zeros((batch,), jnp.int32))
+
+
+def prefill(cfg: ModelConfig, params: dict, tokens_bs: jax.Array, mask_bs: jax.Array,
+            max_len: int, steering: Steering | None = None) -> tuple[jax.Array, KVCache]:
+  """Runs left-padded prompts [B, S] and returns (last-position logits [B, V], cache of max_len)."""
+  b, s = tokens_bs.shape
+  hidden_bsd, aux = forward(cfg, params, tokens_bs, mask_bs=mask_bs, steering=steering,
+                            return_logits=False, return_kv=True)
+  k_lbskh, v_lbskh = aux["kv"]
+  cache = init_cache(cfg, b, max_len)
+  cache = cache.replace(
+      k_lbskh=jax.lax.dynamic_update_slice(cache.k_lbskh, k_lbskh, (0, 0, 0, 0, 0)),
+      v_lbskh=jax.lax.dynamic_update_slice(cache.v_lbskh, v_lbskh, (0, 0, 0, 0, 0)),
+      valid_bs=cache.valid_bs.at[:, :s].set(mask_bs > 0),
+      end=jnp.asarray(s, jnp.int32),
+      pos_b=jnp.sum(mask_bs > 0, axis=-1).astype(jnp.int32))
+  return output_logits(cfg, params, hidden_bsd[:, -1:])[:, 0], cache
+
+
+def decode_step(cfg: ModelConfig, params: dict, tokens_b: jax.Array, cache: KVCache,
+                steering: Steering | None = None) -> tuple[jax.Array, KVCache]:
+  """Feeds one token per row; returns next-token logits [B, V] and the updated cache.
+
+  Attention reads the cached slots plus the new token; the new keys/values of all layers are
+  written into the cache once, after the layer scan, so the scan never rewrites the whole cache.
+  """
+  positions_b1 = cache.pos_b[:, None]
+  cos, sin = L.rope_cos_sin(positions_b1, L.rope_inv_freq(cfg))
+  valid_bs = cache.valid_bs
+  mask_b1t = jnp.concatenate([valid_bs, jnp.ones_like(valid_bs[:, :1])], axis=1)[:, None, :]
+
+  def body(x_b1d, xs):
+    p, k_cache, v_cache, i = xs
+    attend = lambda k, v: (jnp.concatenate([k_cache, k], axis=1),
+                           jnp.concatenate([v_cache, v], axis=1))
+    x_b1d, (k, v) = _block(cfg, _cast(cfg, p), x_b1d, cos, sin, attend, mask_b1t)
+    return _steer(x_b1d, i, steering), (k[:, 0], v[:, 0])
+
+  x_b1d = _embed(cfg, params, tokens_b[:, None])
+  x_b1d, (k_lbkh, v_lbkh) = jax.lax.scan(
+      body, x_b1d, (params["layers"], cache.k_lbskh, cache.v_lbskh, jnp.arange(cfg.n_layers)))
+  slot = (0, 0, cache.end, 0, 0)
+  cache = cache.replace(
+      k_lbskh=jax.lax.dynamic_update_slice(cache.k_lbskh, k_lbkh[:, :, None], slot),
+      v_lbskh=jax.lax.dynamic_update_slice(cache.v_lbskh, v_lbkh[:, :, None], slot),
+      valid_bs=jax.lax.dynamic_update_slice(valid_bs, jnp.ones_like(valid_bs[:, :1]),
+                                            (0, cache.end)),
+      end=cache.end + 1, pos_b=cache.pos_b + 1)
+  x_b1d = L.rms_norm(x_b1d, params["final_norm"], cfg)
+  return output_logits(cfg, params, x_b1d)[:, 0], cache
