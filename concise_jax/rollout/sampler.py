@@ -1,0 +1,154 @@
+"""Jitted autoregressive sampler: prefill once per prompt, then a `lax.while_loop` of decode steps.
+
+Everything is static-shaped: prompts are left-padded, completions live in a [B, T] buffer with
+T = max_new_tokens, and finished rows keep running (masked) until every row is done, at which
+point the loop exits early.
+"""
+import dataclasses
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from concise_jax.models import transformer
+from concise_jax.models.config import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+  """Static sampling settings (hashable: a change recompiles, so keep them fixed per run)."""
+  max_new_tokens: int = 128
+  temperature: float = 0.7          # 0 means greedy.
+  top_k: int = 0                    # 0 disables top-k.
+  top_p: float = 1.0                # 1.0 disables nucleus sampling.
+  eos_ids: tuple[int, ...] = ()     # any of these ends a row (the token is kept in the completion).
+  stop_sequences: tuple[tuple[int, ...], ...] = ()  # token-id suffixes that also end a row.
+  pad_id: int = 0
+
+
+@flax.struct.dataclass
+class SampleOutput:
+  """Completions of B = P * G rows; the G samples of a prompt are adjacent."""
+  tokens_bt: jax.Array     # [B, T] int32, pad_id after the end
+  logp_bt: jax.Array       # [B, T] f32 log-prob under the sampling distribution (0 on padding)
+  mask_bt: jax.Array       # [B, T] int32, 1 on generated tokens including the EOS / stop tokens
+  length_b: jax.Array      # [B] int32 completion length in tokens
+  finished_b: jax.Array    # [B] bool, ended by EOS or a stop sequence
+  truncated_b: jax.Array   # [B] bool, hit its token budget before finishing
+
+
+@flax.struct.dataclass
+class _DecodeState:
+  step: jax.Array
+  logits_bv: jax.Array
+  cache: transformer.KVCache
+  tokens_bt: jax.Array     # [B, pad + T]: left pad of -1 so stop-sequence windows never underflow
+  logp_bt: jax.Array
+  length_b: jax.Array
+  done_b: jax.Array
+  finished_b: jax.Array
+
+
+def process_logits(logits_bv: jax.Array, sp: SamplingParams) -> jax.Array:
+  """Temperature, then top-k, then top-p; removed tokens get -inf."""
+  logits_bv = logits_bv.astype(jnp.float32) / sp.temperature
+  if sp.top_k > 0:
+    top_vals_bk = jax.lax.top_k(logits_bv, sp.top_k)[0]
+    logits_bv = jnp.where(logits_bv < top_vals_bk[:, -1:], -jnp.inf, logits_bv)
+  if sp.top_p < 1.0:
+    # Top-k values are already sorted, so nucleus sampling after top-k avoids a full-vocab sort.
+    sorted_bk = top_vals_bk if sp.top_k > 0 else -jnp.sort(-logits_bv, axis=-1)
+    probs_bk = jax.nn.softmax(sorted_bk, axis=-1)
+    mass_before_bk = jnp.cumsum(probs_bk, axis=-1) - probs_bk
+    keep_bk = mass_before_bk < sp.top_p                      # always keeps the top token
+    threshold_b1 = jnp.min(jnp.where(keep_bk, sorted_bk, jnp.inf), axis=-1, keepdims=True)
+    logits_bv = jnp.where(logits_bv < threshold_b1, -jnp.inf, logits_bv)
+  return logits_bv
+
+
+def _choose_tokens(logits_bv, key, sp: SamplingParams):
+  """Returns (token [B], its log-prob under the sampling distribution [B])."""
+  if sp.temperature == 0.0:
+    logp_bv = jax.nn.log_softmax(logits_bv.astype(jnp.float32), axis=-1)
+    tok_b = jnp.argmax(logits_bv, axis=-1)
+  else:
+    logp_bv = jax.nn.log_softmax(process_logits(logits_bv, sp), axis=-1)
+    tok_b = jax.random.categorical(key, logp_bv, axis=-1)
+  return tok_b.astype(jnp.int32), jnp.take_along_axis(logp_bv, tok_b[:, None], axis=-1)[:, 0]
+
+
+def _stop_hit(tokens_bt, pos, sp: SamplingParams) -> jax.Array:
+  """True for rows whose buffer ends (at column `pos`) with one of the stop sequences."""
+  hit_b = jnp.zeros(tokens_bt.shape[:1], bool)
+  for seq in sp.stop_sequences:
+    m = len(seq)
+    window_bm = jax.lax.dynamic_slice_in_dim(tokens_bt, pos - m + 1, m, axis=1)
+    hit_b |= jnp.all(window_bm == jnp.asarray(seq, jnp.int32), axis=1)
+  return hit_b
+
+
+def _stop_pad(sp: SamplingParams) -> int:
+  return max([len(s) for s in sp.stop_sequences] + [1]) - 1
+
+
+def _decode_loop_step(cfg, params, sp, key, budget_b, steering, s: _DecodeState) -> _DecodeState:
+  tok_b, logp_b = _choose_tokens(s.logits_bv, jax.random.fold_in(key, s.step), sp)
+  live_b = ~s.done_b
+  tok_b = jnp.where(live_b, tok_b, sp.pad_id)
+  col = s.step + _stop_pad(sp)
+  tokens_bt = jax.lax.dynamic_update_slice_in_dim(s.tokens_bt, tok_b[:, None], col, axis=1)
+  logp_bt = jax.lax.dynamic_update_slice_in_dim(
+      s.logp_bt, jnp.where(live_b, logp_b, 0.0)[:, None], s.step, axis=1)
+  length_b = s.length_b + live_b
+  ended_b = live_b & (jnp.isin(tok_b, jnp.asarray(sp.eos_ids or (-1,), jnp.int32))
+                      | _stop_hit(tokens_bt, col, sp))
+  logits_bv, cache = transformer.decode_step(cfg, params, tok_b, s.cache, steering)
+  return _DecodeState(step=s.step + 1, logits_bv=logits_bv, cache=cache, tokens_bt=tokens_bt,
+                      logp_bt=logp_bt, length_b=length_b,
+                      done_b=s.done_b | ended_b | (length_b >= budget_b),
+                      finished_b=s.finished_b | ended_b)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "sp", "num_samples"))
+def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_mask_ps: jax.Array,
+           key: jax.Array, sp: SamplingParams, *, num_samples: int = 1,
+           budget_b: jax.Array | None = None,
+           steering: transformer.Steering | None = None) -> SampleOutput:
+  """Samples `num_samples` completions per left-padded prompt.
+
+  Args:
+    prompt_tokens_ps, prompt_mask_ps: [P, S] left-padded prompts and their 1/0 mask.
+    key: PRNG key; the same key gives the same completions.
+    sp: static sampling settings.
+    num_samples: G, completions per prompt; the prompt is prefilled once and its cache copied.
+    budget_b: optional [P * G] int32 per-row max new tokens (<= sp.max_new_tokens), for
+      per-prompt budgets (DLER caps, curricula).
+    steering: optional residual-stream steering vector (activation steering).
+  Returns:
+    SampleOutput with B = P * G rows.
+  """
+  p, s = prompt_tokens_ps.shape
+  t = sp.max_new_tokens
+  logits_pv, cache = transformer.prefill(cfg, params, prompt_tokens_ps, prompt_mask_ps, s + t,
+                                         steering)
+  rep = lambda x, axis: jnp.repeat(x, num_samples, axis=axis)
+  cache = cache.replace(k_lbskh=rep(cache.k_lbskh, 1), v_lbskh=rep(cache.v_lbskh, 1),
+                        valid_bs=rep(cache.valid_bs, 0), pos_b=rep(cache.pos_b, 0))
+  b = p * num_samples
+  if budget_b is None:
+    budget_b = jnp.full((b,), t, jnp.int32)
+  budget_b = jnp.minimum(budget_b, t)
+  pad = _stop_pad(sp)
+  state = _DecodeState(
+      step=jnp.zeros((), jnp.int32), logits_bv=rep(logits_pv, 0), cache=cache,
+      tokens_bt=jnp.full((b, pad + t), -1, jnp.int32), logp_bt=jnp.zeros((b, t), jnp.float32),
+      length_b=jnp.zeros((b,), jnp.int32), done_b=budget_b <= 0,
+      finished_b=jnp.zeros((b,), bool))
+  step_fn = functools.partial(_decode_loop_step, cfg, params, sp, key, budget_b, steering)
+  state = jax.lax.while_loop(lambda st: (st.step < t) & ~jnp.all(st.done_b), step_fn, state)
+  mask_bt = (jnp.arange(t)[None, :] < state.length_b[:, None]).astype(jnp.int32)
+  tokens_bt = jnp.where(mask_bt > 0, state.tokens_bt[:, pad:], sp.pad_id)
+  return SampleOutput(tokens_bt=tokens_bt, logp_bt=state.logp_bt, mask_bt=mask_bt,
+                      length_b=state.length_b, finished_b=state.finished_b,
+                      truncated_b=~state.finished_b)
