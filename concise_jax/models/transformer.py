@@ -14,7 +14,7 @@ from concise_jax.models.config import ModelConfig
 
 
 def _param(init, key, shape, names, dtype):
-  return nnx.Param(init(key, shape, dtype), sharding_names=names, eager_sharding=False)
+  return nnx.Param(init(key, shape, dtype), out_sharding=names, eager_sharding=False)
 
 
 class DecoderLayers(nnx.Module):
@@ -181,19 +181,19 @@ class KVCache:
   """Preallocated keys/values for incremental decoding; rows are left-padded prompts.
 
   Left padding makes the write slot the same for every row, so one `dynamic_update_slice` per
-  step updates the whole batch.
+  step updates the whole batch. Layout [L, B, K, S, H] keeps decode attention transpose-free.
   """
-  k_lbskh: jax.Array   # [L, B, S, K, H]
-  v_lbskh: jax.Array   # [L, B, S, K, H]
+  k_lbksh: jax.Array   # [L, B, K, S, H]
+  v_lbksh: jax.Array   # [L, B, K, S, H]
   valid_bs: jax.Array  # [B, S] bool: slot holds a real token
   end: jax.Array       # [] int32: next slot to write
   pos_b: jax.Array     # [B] int32: RoPE position of the next token of each row
 
 
 def init_cache(cfg: ModelConfig, batch: int, max_len: int) -> KVCache:
-  shape = (cfg.n_layers, batch, max_len, cfg.n_kv_heads, cfg.head_dim)
-  return KVCache(k_lbskh=jnp.zeros(shape, cfg.compute_dtype),
-                 v_lbskh=jnp.zeros(shape, cfg.compute_dtype),
+  shape = (cfg.n_layers, batch, cfg.n_kv_heads, max_len, cfg.head_dim)
+  return KVCache(k_lbksh=jnp.zeros(shape, cfg.compute_dtype),
+                 v_lbksh=jnp.zeros(shape, cfg.compute_dtype),
                  valid_bs=jnp.zeros((batch, max_len), bool),
                  end=jnp.zeros((), jnp.int32), pos_b=jnp.zeros((batch,), jnp.int32))
 
@@ -204,45 +204,51 @@ def prefill(cfg: ModelConfig, params: dict, tokens_bs: jax.Array, mask_bs: jax.A
   b, s = tokens_bs.shape
   hidden_bsd, aux = forward(cfg, params, tokens_bs, mask_bs=mask_bs, steering=steering,
                             return_logits=False, return_kv=True)
-  k_lbskh, v_lbskh = aux["kv"]
+  k_lbksh, v_lbksh = (x.transpose(0, 1, 3, 2, 4) for x in aux["kv"])
   cache = init_cache(cfg, b, max_len)
   cache = cache.replace(
-      k_lbskh=jax.lax.dynamic_update_slice(cache.k_lbskh, k_lbskh, (0, 0, 0, 0, 0)),
-      v_lbskh=jax.lax.dynamic_update_slice(cache.v_lbskh, v_lbskh, (0, 0, 0, 0, 0)),
+      k_lbksh=jax.lax.dynamic_update_slice(cache.k_lbksh, k_lbksh, (0, 0, 0, 0, 0)),
+      v_lbksh=jax.lax.dynamic_update_slice(cache.v_lbksh, v_lbksh, (0, 0, 0, 0, 0)),
       valid_bs=cache.valid_bs.at[:, :s].set(mask_bs > 0),
       end=jnp.asarray(s, jnp.int32),
       pos_b=jnp.sum(mask_bs > 0, axis=-1).astype(jnp.int32))
   return output_logits(cfg, params, hidden_bsd[:, -1:])[:, 0], cache
 
 
+def _decode_block(cfg, p, x_bd, cos, sin, k_cache_bksh, v_cache_bksh, valid_bs):
+  """`_block` for one new token per row, attending over the cache without copying it."""
+  h = L.rms_norm(x_bd[:, None], p["attn_norm"], cfg)
+  q, k, v = L.qkv_projection(h, p, cfg, cos, sin)
+  k_bkh, v_bkh = k[:, 0], v[:, 0]
+  attn_bnh = L.decode_attention(q[:, 0], k_bkh, v_bkh, k_cache_bksh, v_cache_bksh, valid_bs, cfg)
+  x_bd = x_bd + jnp.einsum("bnh,nhd->bd", attn_bnh, p["w_o"])
+  x_bd = x_bd + L.gated_mlp(L.rms_norm(x_bd[:, None], p["mlp_norm"], cfg), p, cfg)[:, 0]
+  return x_bd, (k_bkh, v_bkh)
+
+
 def decode_step(cfg: ModelConfig, params: dict, tokens_b: jax.Array, cache: KVCache,
                 steering: Steering | None = None) -> tuple[jax.Array, KVCache]:
   """Feeds one token per row; returns next-token logits [B, V] and the updated cache.
 
-  Attention reads the cached slots plus the new token; the new keys/values of all layers are
-  written into the cache once, after the layer scan, so the scan never rewrites the whole cache.
+  The new keys/values of all layers are written into the cache once, after the layer scan, so
+  the scan never rewrites the whole cache.
   """
-  positions_b1 = cache.pos_b[:, None]
-  cos, sin = L.rope_cos_sin(positions_b1, L.rope_inv_freq(cfg))
-  valid_bs = cache.valid_bs
-  mask_b1t = jnp.concatenate([valid_bs, jnp.ones_like(valid_bs[:, :1])], axis=1)[:, None, :]
+  cos, sin = L.rope_cos_sin(cache.pos_b[:, None], L.rope_inv_freq(cfg))
 
-  def body(x_b1d, xs):
+  def body(x_bd, xs):
     p, k_cache, v_cache, i = xs
-    attend = lambda k, v: (jnp.concatenate([k_cache, k], axis=1),
-                           jnp.concatenate([v_cache, v], axis=1))
-    x_b1d, (k, v) = _block(cfg, _cast(cfg, p), x_b1d, cos, sin, attend, mask_b1t)
-    return _steer(x_b1d, i, steering), (k[:, 0], v[:, 0])
+    x_bd, kv = _decode_block(cfg, _cast(cfg, p), x_bd, cos, sin, k_cache, v_cache, cache.valid_bs)
+    return _steer(x_bd, i, steering), kv
 
-  x_b1d = _embed(cfg, params, tokens_b[:, None])
-  x_b1d, (k_lbkh, v_lbkh) = jax.lax.scan(
-      body, x_b1d, (params["layers"], cache.k_lbskh, cache.v_lbskh, jnp.arange(cfg.n_layers)))
-  slot = (0, 0, cache.end, 0, 0)
+  x_bd = _embed(cfg, params, tokens_b)
+  x_bd, (k_lbkh, v_lbkh) = jax.lax.scan(
+      body, x_bd, (params["layers"], cache.k_lbksh, cache.v_lbksh, jnp.arange(cfg.n_layers)))
+  slot = (0, 0, 0, cache.end, 0)
+  valid_b1 = jnp.ones_like(cache.valid_bs[:, :1])
   cache = cache.replace(
-      k_lbskh=jax.lax.dynamic_update_slice(cache.k_lbskh, k_lbkh[:, :, None], slot),
-      v_lbskh=jax.lax.dynamic_update_slice(cache.v_lbskh, v_lbkh[:, :, None], slot),
-      valid_bs=jax.lax.dynamic_update_slice(valid_bs, jnp.ones_like(valid_bs[:, :1]),
-                                            (0, cache.end)),
+      k_lbksh=jax.lax.dynamic_update_slice(cache.k_lbksh, k_lbkh[:, :, :, None], slot),
+      v_lbksh=jax.lax.dynamic_update_slice(cache.v_lbksh, v_lbkh[:, :, :, None], slot),
+      valid_bs=jax.lax.dynamic_update_slice(cache.valid_bs, valid_b1, (0, cache.end)),
       end=cache.end + 1, pos_b=cache.pos_b + 1)
-  x_b1d = L.rms_norm(x_b1d, params["final_norm"], cfg)
-  return output_logits(cfg, params, x_b1d)[:, 0], cache
+  x_bd = L.rms_norm(x_bd, params["final_norm"], cfg)
+  return output_logits(cfg, params, x_bd[:, None])[:, 0], cache
