@@ -22,6 +22,8 @@ setuptools.setup(
         "tqdm>=4.66",
         "grain>=0.2.10",
         "math-verify>=0.7",
+        "safetensors>=0.5",
+        "jinja2>=3.1",
         "tensorboardX>=2.6",
         "matplotlib>=3.8",
     ],

@@ -59,20 +59,20 @@ class Transformer(nnx.Module):
     self.layers = DecoderLayers(cfg, rngs=rngs)
 
   def __call__(self, tokens_bs, **kwargs):
-    return forward(self.cfg, nnx.state(self, nnx.Param).to_pure_dict(), tokens_bs, **kwargs)
+    return forward(self.cfg, nnx.to_pure_dict(nnx.state(self, nnx.Param)), tokens_bs, **kwargs)
 
 
 def init_params(cfg: ModelConfig, key: jax.Array) -> dict:
   """Random parameters as the plain nested dict every other module consumes."""
-  return nnx.state(Transformer(cfg, rngs=nnx.Rngs(params=key)), nnx.Param).to_pure_dict()
+  return nnx.to_pure_dict(nnx.state(Transformer(cfg, rngs=nnx.Rngs(params=key)), nnx.Param))
 
 
 def param_axes(cfg: ModelConfig) -> dict:
   """Logical axis names of every parameter (same tree as `init_params`), for sharding rules."""
   abstract = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
   state = nnx.state(abstract, nnx.Param)
-  return jax.tree.map(lambda v: tuple(v.get_metadata()["out_sharding"]), state,
-                      is_leaf=lambda x: isinstance(x, nnx.Variable)).to_pure_dict()
+  return nnx.to_pure_dict(jax.tree.map(lambda v: tuple(v.get_metadata()["out_sharding"]), state,
+                                       is_leaf=lambda x: isinstance(x, nnx.Variable)))
 
 
 @flax.struct.dataclass
