@@ -1,0 +1,5 @@
+"""Advantage estimators: registry `ADVANTAGES`; importing the family modules registers them."""
+from concise_jax.advantages.base import ADVANTAGES
+from concise_jax.advantages import grpo  # noqa: F401  (registers)
+
+__all__ = ["ADVANTAGES"]
