@@ -1,0 +1,28 @@
+"""Per-token KL estimators on the sampled token (objectives.md §1, verl `kl_penalty`)."""
+import jax
+import jax.numpy as jnp
+
+from concise_jax.losses.base import KL_ESTIMATORS
+
+
+@KL_ESTIMATORS.register("k3")
+def k3(logp_bt: jax.Array, ref_logp_bt: jax.Array, *, log_ratio_clamp: float = 20.0,
+       value_clamp: float = 10.0) -> jax.Array:
+  """Schulman's k3 estimator of KL(π_θ ‖ π_ref), GRPO's KL term (DeepSeekMath Eq. 4).
+
+  With d = logp − ref: k3 = exp(−d) + d − 1 = π_ref/π_θ − log(π_ref/π_θ) − 1 ≥ 0, unbiased for
+  the KL when tokens are sampled from π_θ. As verl's `low_var_kl`: −d is clamped to
+  ±log_ratio_clamp before exp and the value to ±value_clamp (both zero the gradient outside).
+
+  Args:
+    logp_bt: [B, T] current log-probs (differentiable).
+    ref_logp_bt: [B, T] reference-policy log-probs (no gradient).
+    log_ratio_clamp: bound on |ref − logp| before exp.
+    value_clamp: bound on the returned value.
+
+  Returns:
+    [B, T] per-token KL estimate.
+  """
+  neg_d_bt = jnp.clip(jax.lax.stop_gradient(ref_logp_bt) - logp_bt,
+                      -log_ratio_clamp, log_ratio_clamp)
+  return jnp.clip(jnp.exp(neg_d_bt) - neg_d_bt - 1.0, -value_clamp, value_clamp)
