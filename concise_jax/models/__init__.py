@@ -1,4 +1,5 @@
 """Decoder models: config, Flax parameter declaration, pure forward, KV-cache decoding, loaders."""
+from concise_jax.models import tiny
 from concise_jax.models.config import SMOLLM2_135M, TINY, ModelConfig
 from concise_jax.models.transformer import (KVCache, Steering, Transformer, decode_step, forward,
                                             init_cache, init_params, output_logits, param_axes,
