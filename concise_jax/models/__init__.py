@@ -2,6 +2,7 @@
 from concise_jax.models import tiny
 from concise_jax.models.config import SMOLLM2_135M, TINY, ModelConfig
 from concise_jax.models.transformer import (KVCache, Steering, Transformer, decode_step, forward,
+                                            unstack_layers,
                                             init_cache, init_params, output_logits, param_axes,
                                             positions_from_mask, prefill)
 

@@ -161,8 +161,7 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
   logits_pv, cache = transformer.prefill(cfg, params, prompt_tokens_ps, prompt_mask_ps, s + t,
                                          steering)
   rep = lambda x, axis: jnp.repeat(x, num_samples, axis=axis)
-  cache = cache.replace(k_lbksh=rep(cache.k_lbksh, 1), v_lbksh=rep(cache.v_lbksh, 1),
-                        valid_bs=rep(cache.valid_bs, 0), pos_b=rep(cache.pos_b, 0))
+  cache = cache.map_batch(rep)
   b = p * num_samples
   if budget_b is None:
     budget_b = jnp.full((b,), t, jnp.int32)
@@ -173,7 +172,8 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
       tokens_bt=jnp.full((b, pad + t), -1, jnp.int32), logp_bt=jnp.zeros((b, t), jnp.float32),
       length_b=jnp.zeros((b,), jnp.int32), done_b=budget_b <= 0,
       finished_b=jnp.zeros((b,), bool))
-  step_fn = functools.partial(_decode_loop_step, cfg, params, sp, key, budget_b, steering)
+  decode_params = transformer.unstack_layers(params)  # once, outside the loop
+  step_fn = functools.partial(_decode_loop_step, cfg, decode_params, sp, key, budget_b, steering)
   state = jax.lax.while_loop(lambda st: (st.step < t) & ~jnp.all(st.done_b), step_fn, state)
   mask_bt = (jnp.arange(t)[None, :] < state.length_b[:, None]).astype(jnp.int32)
   tokens_bt = jnp.where(mask_bt > 0, state.tokens_bt[:, pad:], sp.pad_id)
