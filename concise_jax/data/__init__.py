@@ -1,0 +1,13 @@
+"""Prompt data: built-in verifiable tasks, local dataset files, and the grain pipeline.
+
+Importing the package registers every built-in task in `TASKS`.
+"""
+# Task modules register themselves on import.
+from concise_jax.data import arithmetic
+from concise_jax.data import countdown
+from concise_jax.data import linear_equations
+from concise_jax.data import word_problems
+from concise_jax.data.example import Example
+from concise_jax.data.generators import generate
+from concise_jax.data.generators import TASKS
+from concise_jax.data.instructions import add_instruction
