@@ -11,3 +11,7 @@ from concise_jax.data.example import Example
 from concise_jax.data.generators import generate
 from concise_jax.data.generators import TASKS
 from concise_jax.data.instructions import add_instruction
+from concise_jax.data.jsonl import DataError
+from concise_jax.data.jsonl import read_jsonl
+from concise_jax.data.pipeline import make_prompt_iterator
+from concise_jax.data.sources import load_dataset
