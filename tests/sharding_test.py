@@ -1,0 +1,36 @@
+"""Logical-axis rules → PartitionSpecs and meshes (no compilation)."""
+import jax
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from concise_jax import models, sharding
+from concise_jax.models import tiny
+
+
+def test_logical_to_spec_follows_the_rules_and_never_reuses_a_mesh_axis():
+  rules = sharding.DEFAULT_RULES
+  assert sharding.logical_to_spec(("layers", "embed", "heads", "head_dim"), rules) == P(
+      None, "fsdp", "tensor", None)
+  assert sharding.logical_to_spec(("batch", "length"), rules) == P(("data", "fsdp"), None)
+  assert sharding.logical_to_spec(("batch", "embed"), rules) == P(("data", "fsdp"), None)
+  assert sharding.logical_to_spec(("vocab", "unknown_name"), rules) == P("tensor", None)
+
+
+def test_make_mesh_fills_minus_one_and_takes_a_device_prefix():
+  mesh = sharding.make_mesh((1, -1, 1))
+  assert mesh.axis_names == sharding.MESH_AXES
+  assert mesh.shape["fsdp"] == jax.device_count()
+  assert sharding.make_mesh((1, 1, 1)).devices.size == 1
+  with pytest.raises(ValueError, match="devices"):
+    sharding.make_mesh((jax.device_count() + 1, 1, 1))
+
+
+def test_param_shardings_cover_every_param_with_the_rules():
+  cfg = tiny.tiny_config()
+  mesh = sharding.make_mesh((1, 1, 1))
+  shardings = sharding.tree_shardings(mesh, models.param_axes(cfg), sharding.DEFAULT_RULES)
+  assert shardings["layers"]["w_q"].spec == P(None, "fsdp", "tensor", None)
+  assert shardings["embed"].spec == P("tensor", "fsdp")
+  assert (jax.tree.structure(shardings)
+          == jax.tree.structure(jax.eval_shape(lambda k: models.init_params(cfg, k),
+                                               jax.random.PRNGKey(0))))
