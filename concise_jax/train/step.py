@@ -1,0 +1,247 @@
+"""The update: one jitted pure function `(state, frozen, batch) -> (state, metrics)`.
+
+    mask, advantages                        (once, over the whole batch)
+    old log-probs [, reference log-probs]   (once, micro-batched, no gradient)
+    for epoch in ppo_epochs:                (lax.scan)
+      for minibatch in num_minibatches:     (lax.scan; one optimizer step each)
+        token weights of the aggregation    (once per minibatch: GLOBAL normalisers)
+        for micro in micro-batches:         (lax.scan; gradient accumulation)
+          grads += ∇ Σ weight · per-token loss
+
+Gradient accumulation equals one big batch because every registered aggregation is linear in
+the per-token loss: agg(L, m) = Σ W·L with W = ∂agg/∂L, which depends only on the mask. W is
+computed once per minibatch (token counts, sequence counts, per-sequence lengths all global)
+and each micro-batch contributes Σ W·L over its rows, so no micro-batch normalises by its own
+token count. `aggregation_weights` derives W from the registered function itself, so a new
+aggregation needs no special case here (a test checks linearity for every registered one).
+"""
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from concise_jax import losses, sharding, types
+from concise_jax.advantages import ADVANTAGES
+from concise_jax.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+from concise_jax.models.config import ModelConfig
+from concise_jax.train import logprobs, lora
+from concise_jax.train.state import TrainState
+
+
+@flax.struct.dataclass
+class UpdateBatch:
+  """What the host hands to the update: the rollout, its rewards and the group keep mask."""
+  rollout: types.Rollout           # needs prompt_tokens_bs / prompt_mask_bs
+  reward_out: types.RewardOutput
+  keep_b: jax.Array                # [B] bool; False rows (refill padding) get no loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """How trainable params become model params: identity, or LoRA merge onto a frozen base.
+
+  `frozen` (an input of the update, never donated) holds "base" (LoRA) and/or "ref" (the KL
+  reference for full fine-tuning). With LoRA the reference is the base model itself.
+  """
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
+
+  def model_params(self, trainable: Any, frozen: dict) -> dict:
+    if self.lora_rank > 0:
+      return lora.merge(frozen["base"], trainable, alpha=self.lora_alpha, rank=self.lora_rank)
+    return trainable
+
+  def ref_params(self, frozen: dict) -> dict:
+    return frozen["base"] if self.lora_rank > 0 else frozen["ref"]
+
+
+def policy_from_config(config) -> Policy:
+  return Policy(lora_rank=config.model.lora.rank, lora_alpha=config.model.lora.alpha)
+
+
+def logp_temperature(config) -> float:
+  """The temperature the sampler used (greedy counts as 1): log-probs are taken under it."""
+  return config.rollout.temperature if config.rollout.temperature > 0 else 1.0
+
+
+def aggregation_weights(aggregate: Callable, mask_bt: jax.Array) -> jax.Array:
+  """W [B, T] with aggregate(L, mask) == Σ W·L for any L (aggregations are linear in L)."""
+  return jax.grad(lambda loss_bt: aggregate(loss_bt, mask_bt))(jnp.zeros_like(mask_bt))
+
+
+def _split(tree: Any, n: int) -> Any:
+  """[B, ...] leaves → [n, B / n, ...] (contiguous chunks keep groups together)."""
+  def one(x):
+    if x.shape[0] % n:
+      raise ValueError(f"batch of {x.shape[0]} rows does not split into {n} equal parts")
+    return x.reshape(n, x.shape[0] // n, *x.shape[1:])
+  return jax.tree.map(one, tree)
+
+
+def _merge(tree: Any) -> Any:
+  return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)
+
+
+def _tree_select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+  return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _combine_micro(metrics_n: dict, tokens_n: jax.Array) -> dict:
+  """Micro-batch metrics → minibatch metrics.
+
+  "loss/*" values are already partial sums under the global weights, so they add up; the rest
+  are token means over each micro-batch and are re-weighted by its share of tokens.
+  """
+  share_n = tokens_n / jnp.maximum(tokens_n.sum(), 1.0)
+  return {k: v.sum() if k.startswith("loss/") else (v * share_n).sum()
+          for k, v in metrics_n.items()}
+
+
+def _rows_per_chunk(rows: int, wanted: int) -> int:
+  return rows if wanted <= 0 or wanted >= rows else wanted
+
+
+def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransformation,
+                     schedule: optax.Schedule | None = None) -> Callable:
+  """Builds the pure update from the config; wrap it with `jit_update_step`.
+
+  Variants are looked up in the registries and their kwargs bound here, once, outside jit.
+
+  Args:
+    config: the full run config (rollout, advantage, loss, aggregation, kl, optim, train).
+    model_cfg: the model's static config (remat decides backward memory).
+    tx: the optimizer (`optim.make_optimizer`).
+    schedule: its learning-rate schedule, only for the "optim/lr" metric.
+
+  Returns:
+    `update(state: TrainState, frozen: dict, batch: UpdateBatch) -> (TrainState, metrics)`.
+  """
+  group_size = config.rollout.group_size
+  policy = policy_from_config(config)
+  advantage_fn = functools.partial(ADVANTAGES.get(config.advantage.name), group_size=group_size,
+                                   **config.advantage[config.advantage.name])
+  aggregate = functools.partial(AGGREGATIONS.get(config.aggregation.name),
+                                **config.aggregation[config.aggregation.name])
+  kl_coef = float(config.kl.coef)
+  kl_fn = functools.partial(KL_ESTIMATORS.get(config.kl.name), **config.kl[config.kl.name])
+  loss_kwargs = dict(
+      policy_loss=functools.partial(POLICY_LOSSES.get(config.loss.name), group_size=group_size,
+                                    **config.loss[config.loss.name]),
+      kl_estimator=kl_fn if kl_coef != 0.0 else None,
+      kl_coef=kl_coef, entropy_coef=float(config.loss.entropy_coef))
+  logp_fn = functools.partial(_sequence_logp, model_cfg, temperature=logp_temperature(config),
+                              chunk=config.train.logp_chunk)
+  ppo_epochs, num_minibatches = config.train.ppo_epochs, config.optim.num_minibatches
+  micro_rows, recompute_old = config.optim.micro_batch, config.train.recompute_old_logp
+  opt_steps_per_update = ppo_epochs * num_minibatches
+
+  def micro_loss(trainable, frozen, micro):
+    rollout, adv_bt, mask_bt, weight_bt = micro
+    logp_bt, entropy_bt = logp_fn(policy.model_params(trainable, frozen), _sequences(rollout))
+    weighted = lambda loss_bt, m_bt: jnp.sum(jnp.where(m_bt > 0, loss_bt * weight_bt, 0.0))
+    loss, metrics = losses.compute_loss(logp_bt, adv_bt, mask_bt, rollout, aggregate=weighted,
+                                        entropy_bt=entropy_bt, **loss_kwargs)
+    metrics["policy/entropy"] = jax.lax.stop_gradient(
+        losses.AGGREGATIONS.get("token_mean")(entropy_bt, mask_bt))
+    return loss, metrics
+
+  grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+
+  def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt):
+    weight_bt = aggregation_weights(aggregate, mask_bt)
+    n_micro = mask_bt.shape[0] // _rows_per_chunk(mask_bt.shape[0], micro_rows)
+    micro = _split((rollout, adv_bt, mask_bt, weight_bt), n_micro)
+
+    def body(grads, xs):
+      (_, metrics), g = grad_fn(trainable, frozen, xs)
+      return jax.tree.map(jnp.add, grads, g), (metrics, xs[2].sum())
+
+    grads, (metrics_n, tokens_n) = jax.lax.scan(
+        body, jax.tree.map(jnp.zeros_like, trainable), micro)
+    return grads, _combine_micro(metrics_n, tokens_n)
+
+  def opt_step(frozen, carry, minibatch):
+    trainable, opt_state, nonfinite = carry
+    grads, metrics = minibatch_grads(trainable, frozen, *minibatch)
+    updates, new_opt_state = tx.update(grads, opt_state, trainable)
+    grad_norm, update_norm = optax.tree.norm(grads), optax.tree.norm(updates)
+    # A non-finite step is not applied, so the state in memory stays the last good one; the
+    # host loop sees "train/nonfinite" and halts without checkpointing.
+    ok = jnp.isfinite(metrics["loss/total"]) & jnp.isfinite(grad_norm) & jnp.isfinite(update_norm)
+    trainable = _tree_select(ok, optax.apply_updates(trainable, updates), trainable)
+    opt_state = _tree_select(ok, new_opt_state, opt_state)
+    metrics.update({"optim/grad_norm": grad_norm, "optim/update_norm": update_norm})
+    return (trainable, opt_state, nonfinite + (~ok).astype(jnp.int32)), metrics
+
+  def update(state: TrainState, frozen: dict, batch: UpdateBatch):
+    rollout = batch.rollout
+    mask_bt = losses.loss_mask(rollout, batch.reward_out, batch.keep_b)
+    adv_bt, adv_metrics = advantage_fn(batch.reward_out, rollout, mask_bt)
+    b = mask_bt.shape[0]
+    no_grad_rows = _rows_per_chunk(b, micro_rows)
+    if recompute_old:
+      params = policy.model_params(state.params, frozen)
+      rollout = rollout.replace(old_logp_bt=_batched_logp(logp_fn, params, rollout, no_grad_rows))
+    if kl_coef != 0.0:
+      rollout = rollout.replace(ref_logp_bt=_batched_logp(
+          logp_fn, policy.ref_params(frozen), rollout, no_grad_rows))
+    minibatches = _split((rollout, adv_bt, mask_bt), num_minibatches)
+
+    def epoch(carry, _):
+      return jax.lax.scan(functools.partial(opt_step, frozen), carry, minibatches)
+
+    carry = (state.params, state.opt_state, jnp.zeros((), jnp.int32))
+    (params, opt_state, nonfinite), metrics = jax.lax.scan(epoch, carry, None, length=ppo_epochs)
+    metrics = {k: v.mean() for k, v in metrics.items()}
+    metrics.update(adv_metrics)
+    metrics["train/nonfinite"] = nonfinite
+    metrics["train/sampler_logp_gap"] = _sampler_gap(batch.rollout, rollout, mask_bt)
+    if schedule is not None:
+      metrics["optim/lr"] = jnp.asarray(schedule(state.step * opt_steps_per_update), jnp.float32)
+    reward_state = state.reward_state.replace(step=state.reward_state.step + 1)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              reward_state=reward_state)
+    return new_state, metrics
+
+  return update
+
+
+def _sequences(rollout: types.Rollout) -> tuple:
+  """The four arrays a forward over [prompt | completion] needs."""
+  if rollout.prompt_tokens_bs is None or rollout.prompt_mask_bs is None:
+    raise ValueError("the update needs rollout.prompt_tokens_bs and prompt_mask_bs")
+  return rollout.prompt_tokens_bs, rollout.prompt_mask_bs, rollout.tokens_bt, rollout.mask_bt
+
+
+def _sequence_logp(model_cfg, params, sequences: tuple, *, temperature, chunk):
+  return logprobs.completion_logp_entropy(model_cfg, params, *sequences,
+                                          temperature=temperature, chunk=chunk)
+
+
+def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int) -> jax.Array:
+  """[B, T] log-probs under `params`, `rows` sequences at a time, without gradient."""
+  sequences = _sequences(rollout)
+  parts = _split(sequences, sequences[0].shape[0] // rows)
+  logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs)[0], parts)
+  return jax.lax.stop_gradient(_merge(logp_nrt))
+
+
+def _sampler_gap(sampled: types.Rollout, used: types.Rollout, mask_bt: jax.Array) -> jax.Array:
+  """Mean |old log-prob used − sampler's log-prob| over the mask: ~0 unless top-p/top-k
+  truncated the sampling distribution or rollout and training numerics disagree."""
+  gap_bt = jnp.abs(used.old_logp_bt - sampled.old_logp_bt)
+  return losses.AGGREGATIONS.get("token_mean")(gap_bt, mask_bt)
+
+
+def jit_update_step(update: Callable, state_sh: TrainState, frozen_sh: Any,
+                    mesh: jax.sharding.Mesh, rules) -> Callable:
+  """jit with explicit in/out shardings over `mesh`; the state's buffers are donated."""
+  rep = sharding.replicated(mesh)
+  return jax.jit(update,
+                 in_shardings=(state_sh, frozen_sh, sharding.batch_sharding(mesh, rules)),
+                 out_shardings=(state_sh, rep), donate_argnums=0)
