@@ -1,0 +1,361 @@
+"""The host loop: rollout → reward → filter/refill → advantage + update → metrics → checkpoint.
+
+    result = run(config, workdir)
+
+Start-up: if `workdir/ckpt` has a checkpoint, resume from it (state, reward memory, RNG and data
+position, bit-exactly); otherwise initialise from the configured model. A non-finite loss,
+gradient or update halts the run before anything is saved, so the last checkpoint stays the
+last good one.
+
+Randomness: the tiny model's init and LoRA's A use fold_in(key(seed), 0); the data order uses
+`seed` (hashed by the pipeline); sampling uses fold_in(fold_in(key(seed), 2), step) and one more
+fold_in per refill batch — all pure functions of (seed, step), hence resumable.
+"""
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+
+from concise_jax import data, filters, models, rewards, sharding, types
+from concise_jax.models import tiny
+from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
+from concise_jax.train.state import TrainState, init_train_state, state_shardings
+from concise_jax.verify import Verifier
+
+
+# --------------------------------------------------------------------------- set-up
+
+# One jit instead of ~40 eager initialiser dispatches (each compiles on first use).
+init_params = jax.jit(models.init_params, static_argnums=0)
+
+
+def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
+  """(model config with the run's remat, params, tokenizer) for `config.model.name`."""
+  if config.model.name == "tiny":
+    model_cfg = tiny.tiny_config()
+    params = init_params(model_cfg, jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
+    tokenizer = tiny.CharTokenizer()
+  else:
+    model_cfg, params, tokenizer = models.load(config.model.name)
+  return model_cfg.replace(remat=config.model.remat), params, tokenizer
+
+
+def load_prompts(config) -> tuple[list, list]:
+  """(train examples, eval examples); eval is the test split of a task unless given."""
+  train = list(data.load_dataset(config.data.dataset, split="train", n=config.data.num_prompts,
+                                 seed=config.seed))
+  eval_spec = config.data.eval_dataset or (
+      config.data.dataset if config.data.dataset.startswith("task:") else "")
+  if config.eval.every <= 0 or not eval_spec:
+    return train, []
+  evals = data.load_dataset(eval_spec, split="test", n=config.eval.num_prompts, seed=config.seed)
+  return train, list(evals)[:config.eval.num_prompts]
+
+
+def split_trainable(config, model_cfg, params: dict) -> tuple[Any, dict, Any]:
+  """(trainable tree, frozen dict, logical axes of the trainable tree).
+
+  LoRA trains adapters on a frozen base (which doubles as the KL reference); full fine-tuning
+  trains the params and keeps a frozen copy only when the KL term needs a reference.
+  """
+  axes = models.param_axes(model_cfg)
+  if config.model.lora.rank > 0:
+    targets = lora.parse_targets(config.model.lora.targets)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), 1)
+    adapters = lora.init_lora(params, key, rank=config.model.lora.rank, targets=targets)
+    return adapters, {"base": params}, lora.lora_axes(axes, targets)
+  frozen = {"ref": params} if config.kl.coef != 0.0 else {}
+  return params, frozen, axes
+
+
+@dataclasses.dataclass
+class Functions:
+  """The run's jitted pieces."""
+  update: Callable          # (state, frozen, UpdateBatch) -> (state, metrics)
+  score: Callable           # (reward_state, rollout) -> (reward_out, reward_state, metrics)
+  keep: Callable            # (rollout, reward_out) -> keep_b
+  model_params: Callable    # (trainable, frozen) -> full params for sampling
+  tx: Any
+  state_sh: TrainState
+  frozen_sh: Any
+
+
+# Config parts the update does not read: changing them must not recompile it.
+_NOT_IN_UPDATE = ("reward", "filter", "data", "eval", "verify")
+_NOT_IN_UPDATE_TRAIN = ("ckpt_every", "keep_ckpts", "log_every")
+_UPDATES: dict[str, tuple] = {}
+
+
+def _opt_steps(config) -> int:
+  return config.train.steps * config.train.ppo_epochs * config.optim.num_minibatches
+
+
+def _update_key(config, model_cfg, trainable_axes) -> str:
+  d = json.loads(config.to_json())
+  for section in _NOT_IN_UPDATE:
+    d.pop(section, None)
+  for key in _NOT_IN_UPDATE_TRAIN:
+    d["train"].pop(key, None)
+  return json.dumps([d, repr(model_cfg), repr(trainable_axes)], sort_keys=True)
+
+
+def _build_update(config, model_cfg, trainable, frozen, trainable_axes, mesh) -> tuple:
+  """(jitted update, tx, state shardings, frozen shardings), memoised per update-relevant
+  config: tests and notebooks call `run` many times, and the update's compile dominates."""
+  key = _update_key(config, model_cfg, trainable_axes)
+  if key not in _UPDATES:
+    rules = tuple(config.mesh.rules)
+    tx, schedule = optim.make_optimizer(config.optim, _opt_steps(config))
+    abstract = jax.eval_shape(lambda p: init_train_state(
+        p, tx, num_prompts=1, rng=jax.random.PRNGKey(0)), trainable)
+    state_sh = state_shardings(abstract, tx, trainable_axes, mesh, rules)
+    full_axes = models.param_axes(model_cfg)
+    frozen_sh = {k: sharding.tree_shardings(mesh, full_axes, rules) for k in frozen}
+    update = step.make_update_step(config, model_cfg, tx, schedule)
+    _UPDATES[key] = (step.jit_update_step(update, state_sh, frozen_sh, mesh, rules), tx,
+                     state_sh, frozen_sh)
+  return _UPDATES[key]
+
+
+def build_functions(config, model_cfg, trainable, frozen, trainable_axes, mesh) -> Functions:
+  """jit the update (explicit shardings, donated state) and the small host-facing pieces."""
+  update, tx, state_sh, frozen_sh = _build_update(config, model_cfg, trainable, frozen,
+                                                  trainable_axes, mesh)
+  group_size = config.rollout.group_size
+  reward_fn = functools.partial(rewards.REWARDS.get(config.reward.name), group_size=group_size,
+                                **config.reward[config.reward.name])
+  filter_fn = functools.partial(filters.GROUP_FILTERS.get(config.filter.name),
+                                group_size=group_size, **config.filter[config.filter.name])
+  return Functions(update=update, score=jax.jit(lambda rs, batch: reward_fn(batch, rs)),
+                   keep=jax.jit(filter_fn),
+                   model_params=jax.jit(step.policy_from_config(config).model_params),
+                   tx=tx, state_sh=state_sh, frozen_sh=frozen_sh)
+
+
+@dataclasses.dataclass
+class _Run:
+  """Everything the step functions read that does not change during a run."""
+  config: Any
+  model_cfg: models.ModelConfig
+  tokenizer: Any
+  fns: Functions
+  frozen: dict
+  iterator: Any
+  index_of: dict[str, int]          # Example.id → row of the reward-state tables
+  eval_examples: list
+  check: rollout_step.CheckFn
+  sample_rng: jax.Array             # fold_in(key(seed), 2): per-step keys fold in the step
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What `run` returns: the last state and metrics, and whether a NaN guard stopped it."""
+  step: int
+  halted: bool
+  metrics: dict
+  state: TrainState
+
+
+# --------------------------------------------------------------------------- one step
+
+
+def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, group_size: int,
+                  sp) -> types.Rollout:
+  batch, _, _ = rollout_step.rollout_batch(
+      r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
+      key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check)
+  return batch
+
+
+def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
+  """Rollout batches until the group filter has kept a full update batch (DAPO refill).
+
+  Returns (update batch, reward state after scoring, every generated rollout, reward metrics,
+  refill stats).
+  """
+  c = r.config
+  params = r.fns.model_params(state.params, r.frozen)
+  sp = rollout_step.sampling_params(c, r.tokenizer)
+  reward_state, generated, reward_metrics = state.reward_state, [], []
+
+  def next_batch():
+    nonlocal reward_state
+    batch = _sample_batch(r, params, next(r.iterator), jax.random.fold_in(key, len(generated)),
+                          group_size=c.rollout.group_size, sp=sp)
+    reward_out, reward_state, metrics = r.fns.score(reward_state, batch)
+    generated.append(batch)
+    reward_metrics.append(metrics)
+    return batch, jax.device_get(reward_out)
+
+  (batch, reward_out), keep_b, stats = filters.fill_groups(
+      next_batch, lambda tree: r.fns.keep(*tree), group_size=c.rollout.group_size,
+      groups_per_update=c.rollout.prompts_per_step, max_batches=c.rollout.max_refill_batches)
+  update_batch = step.UpdateBatch(rollout=batch, reward_out=reward_out, keep_b=keep_b)
+  return update_batch, reward_state, generated, reward_metrics, stats
+
+
+def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, float]:
+  """Rollout metrics over every generated sample, reward metrics over the update batch."""
+  cat = lambda name: np.concatenate([np.asarray(getattr(g, name)) for g in generated])
+  out = metrics_lib.rollout_metrics(cat("correct_b"), cat("length_b"), cat("truncated_b"),
+                                    cat("format_ok_b"))
+  out.update(metrics_lib.reward_metrics(update_batch.reward_out.rewards_b, update_batch.keep_b))
+  for key in reward_metrics[0]:
+    out[f"reward/{key}"] = float(np.mean([float(m[key]) for m in reward_metrics]))
+  out["filter/kept_frac"] = stats["groups_kept"] / max(stats["groups_seen"], 1)
+  out["filter/rollout_batches"] = float(stats["num_batches"])
+  out["filter/filled"] = float(stats["filled"])
+  return out
+
+
+def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState, dict]:
+  """One rollout + update; the returned metrics are host floats."""
+  c = r.config
+  t0 = time.perf_counter()
+  update_batch, reward_state, generated, reward_metrics, stats = _collect_rollouts(
+      r, state, jax.random.fold_in(r.sample_rng, step_index))
+  t1 = time.perf_counter()
+  state = state.replace(reward_state=jax.device_put(reward_state, r.fns.state_sh.reward_state))
+  state, update_metrics = r.fns.update(state, r.frozen, update_batch)
+  update_metrics = metrics_lib.to_floats(update_metrics)  # waits for the update
+  t2 = time.perf_counter()
+  out = _step_metrics(generated, update_batch, reward_metrics, stats)
+  out.update(update_metrics)
+  rollout_tokens = sum(float(np.sum(g.length_b)) for g in generated)
+  rb = update_batch.rollout
+  update_tokens = c.train.ppo_epochs * float(np.sum(rb.prompt_mask_bs) + np.sum(rb.mask_bt))
+  out.update({"perf/rollout_s": t1 - t0, "perf/update_s": t2 - t1,
+              "perf/rollout_tok_s": rollout_tokens / max(t1 - t0, 1e-9),
+              "perf/update_tok_s": update_tokens / max(t2 - t1, 1e-9)})
+  return state, out
+
+
+def evaluate(r: _Run, state: TrainState) -> dict[str, float]:
+  """Accuracy and lengths on the fixed eval prompts (greedy, one sample each, by default)."""
+  c = r.config
+  params = r.fns.model_params(state.params, r.frozen)
+  sp = rollout_step.sampling_params(c, r.tokenizer, temperature=c.eval.temperature)
+  key = jax.random.fold_in(jax.random.PRNGKey(c.seed), 3)   # same draws at every evaluation
+  p, g = c.rollout.prompts_per_step, c.eval.samples_per_prompt
+  batches = []
+  for i in range(0, len(r.eval_examples), p):
+    chunk = r.eval_examples[i:i + p]
+    padded = chunk + r.eval_examples[:p - len(chunk)]       # one shape: no recompile
+    batch = _sample_batch(r, params, padded, jax.random.fold_in(key, i), group_size=g, sp=sp)
+    batches.append(jax.tree.map(lambda x, n=len(chunk) * g: np.asarray(x)[:n], batch))
+  cat = lambda name: np.concatenate([getattr(b, name) for b in batches])
+  m = metrics_lib.rollout_metrics(cat("correct_b"), cat("length_b"), cat("truncated_b"),
+                                  cat("format_ok_b"))
+  return {f"eval/{k}": v for k, v in m.items()}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def initial_state(config, fns: Functions, trainable, num_prompts: int) -> TrainState:
+  """Step-0 state on the mesh, in buffers of its own (the trainable tree is copied)."""
+  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+  state = init_train_state(trainable, fns.tx, num_prompts=num_prompts, rng=rng)
+  # may_alias=False: the state is donated to the update, the caller's params must survive it.
+  return jax.device_put(state, fns.state_sh, may_alias=False)
+
+
+def _config_diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
+  """Dotted keys whose values differ between the checkpoint's config and this run's."""
+  keys = sorted(set(saved) | set(current))
+  out = []
+  for k in keys:
+    a, b = saved.get(k), current.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _config_diff(a, b, f"{prefix}{k}.")
+    elif json.dumps(a) != json.dumps(b):
+      out.append(f"{prefix}{k}")
+  return out
+
+
+def _make_checker(config):
+  """(check fn, closer): a process pool with time limits, or in-process checking."""
+  if config.verify.num_workers <= 0:
+    return rollout_step.check_in_process, lambda: None
+  verifier = Verifier(num_workers=config.verify.num_workers, timeout_s=config.verify.timeout_s)
+  return verifier.verify, verifier.close
+
+
+def _setup(config, workdir: str):
+  model_cfg, params, tokenizer = load_model(config)
+  trainable, frozen, axes = split_trainable(config, model_cfg, params)
+  mesh = sharding.make_mesh(config.mesh.shape)
+  fns = build_functions(config, model_cfg, trainable, frozen, axes, mesh)
+  examples, eval_examples = load_prompts(config)
+  iterator = data.make_prompt_iterator(examples, config.rollout.prompts_per_step,
+                                       seed=config.seed)
+  state = initial_state(config, fns, trainable, len(examples))
+  frozen = jax.device_put(frozen, fns.frozen_sh)
+  check, close_checker = _make_checker(config)
+  r = _Run(config=config, model_cfg=model_cfg, tokenizer=tokenizer, fns=fns, frozen=frozen,
+           iterator=iterator, index_of={ex.id: i for i, ex in enumerate(examples)},
+           eval_examples=eval_examples, check=check,
+           sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2))
+  manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts)
+  return r, state, manager, close_checker
+
+
+def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
+  """Trains `config.train.steps` updates in `workdir`, resuming from its latest checkpoint.
+
+  Args:
+    config: a validated run config (`configs/common.base_config` layout).
+    workdir: run directory: ckpt/, tb/, metrics.jsonl.
+    stop_at_step: stop (with a checkpoint) once this many updates are done, as a preempted
+      job would; a later `run` resumes. For tests and time-limited jobs.
+
+  Returns:
+    RunResult(step, halted=True if a non-finite update stopped training, last metrics, state).
+  """
+  r, state, manager, close_checker = _setup(config, workdir)
+  restored = checkpoint.restore(manager, state)
+  notes = []
+  if restored is not None:
+    state, meta = restored
+    r.iterator.set_state(meta["data"])
+    changed = _config_diff(meta["config"], json.loads(config.to_json()))
+    notes.append(f"resumed from step {int(state.step)}"
+                 + (f"; config differs from the checkpoint's in: {', '.join(changed)}"
+                    if changed else ""))
+  step_index = int(jax.device_get(state.step))
+  end = config.train.steps if stop_at_step is None else min(stop_at_step, config.train.steps)
+  writer = metrics_lib.MetricsWriter(workdir, total_steps=config.train.steps,
+                                     initial_step=step_index, log_every=config.train.log_every)
+  for note in notes:
+    writer.message(note)
+  metrics, halted = {}, False
+  try:
+    while step_index < end:
+      state, metrics = train_step(r, state, step_index)
+      step_index += 1
+      if metrics["train/nonfinite"] > 0:
+        halted = True
+        writer.write(step_index, metrics)
+        writer.message(f"HALT: non-finite loss/gradient/update at step {step_index}; update not "
+                       f"applied, nothing saved; last good checkpoint: step "
+                       f"{manager.latest_step()}")
+        break
+      if config.eval.every > 0 and r.eval_examples and step_index % config.eval.every == 0:
+        metrics.update(evaluate(r, state))
+      writer.write(step_index, metrics)
+      if step_index % config.train.ckpt_every == 0 or step_index == end:
+        checkpoint.save(manager, state, {"data": r.iterator.get_state(),
+                                         "config": json.loads(config.to_json())})
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+    close_checker()
+  logging.info("run finished at step %d (halted=%s)", step_index, halted)
+  return RunResult(step=step_index, halted=halted, metrics=metrics, state=state)

@@ -1,0 +1,116 @@
+"""Host side of a rollout: prompts → chat ids → left pad → `rollout.sample` → text → verify.
+
+Returns a `Rollout` with numpy leaves (the refill loop gathers groups across batches on the
+host; jit moves them to the mesh). Prompts are padded to one fixed length so the sampler and
+the update compile once.
+"""
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from concise_jax import data, rollout, types, verify
+from concise_jax.rollout.generate import chat_ids
+from concise_jax.verify import extract
+
+# (completions, references, kinds) → one bool per completion.
+CheckFn = Callable[[Sequence[str], Sequence[str], Sequence[str]], list[bool]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptFormat:
+  """How an `Example` becomes model input (from `config.data` / `config.rollout`)."""
+  instruction: str = "none"
+  system_prompt: str = ""          # "" = no system turn (the template's default, if any)
+  max_prompt_tokens: int = 64      # left-pad length; longer prompts are cut from the left
+
+
+def prompt_format(config) -> PromptFormat:
+  return PromptFormat(instruction=config.data.instruction,
+                      system_prompt=config.data.system_prompt,
+                      max_prompt_tokens=config.rollout.max_prompt_tokens)
+
+
+def sampling_params(config, tokenizer, *, temperature: float | None = None):
+  """Static `SamplingParams` for training rollouts (or eval, with its own temperature)."""
+  return rollout.SamplingParams(
+      max_new_tokens=config.rollout.max_new_tokens,
+      temperature=config.rollout.temperature if temperature is None else temperature,
+      top_k=config.rollout.top_k, top_p=config.rollout.top_p,
+      eos_ids=tuple(tokenizer.eos_ids), pad_id=tokenizer.pad_id)
+
+
+def encode_prompts(tokenizer, examples: Sequence[data.Example],
+                   fmt: PromptFormat) -> tuple[np.ndarray, np.ndarray, int]:
+  """Left-padded chat ids [P, S] and mask, S = max_prompt_tokens; also the number cut.
+
+  Keeping the last S tokens of an over-long prompt keeps the question's end and the assistant
+  header, which is what the model must continue from; the count is logged.
+  """
+  system = fmt.system_prompt or None
+  ids = [chat_ids(tokenizer, data.add_instruction(ex, fmt.instruction), system)
+         for ex in examples]
+  cut = sum(len(x) > fmt.max_prompt_tokens for x in ids)
+  ids = [x[-fmt.max_prompt_tokens:] for x in ids]
+  tokens_ps, mask_ps = rollout.left_pad(ids, tokenizer.pad_id, bucket=fmt.max_prompt_tokens)
+  return tokens_ps, mask_ps, cut
+
+
+def has_answer_marker(text: str) -> bool:
+  """Format check: an explicit final answer (\\boxed{}, `Answer:`, `####`), not a bare number."""
+  text = extract.sanitize(text)
+  return any(f(text) is not None for f in (extract.find_boxed, extract.find_answer_marker,
+                                            extract.find_hash_answer))
+
+
+def check_in_process(completions, references, kinds) -> list[bool]:
+  """Verification without a worker pool (tiny runs, numeric answers); errors count as wrong."""
+  out = []
+  for c, r, k in zip(completions, references, kinds):
+    try:
+      out.append(verify.is_correct(c, r, k))
+    except Exception:  # pylint: disable=broad-except  # malformed item: incorrect, not fatal
+      out.append(False)
+  return out
+
+
+def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Example],
+                  prompt_index_p: Sequence[int], key: jax.Array, *,
+                  sp: rollout.SamplingParams, group_size: int, fmt: PromptFormat,
+                  check: CheckFn) -> tuple[types.Rollout, list[str], dict]:
+  """Samples `group_size` completions per example and scores their correctness.
+
+  Args:
+    model_cfg, params: the policy (LoRA already merged).
+    tokenizer: has `encode_chat`, `decode`, `eos_ids`, `pad_id`.
+    examples: P prompts.
+    prompt_index_p: their dataset indices (rows of the reward-state tables).
+    key: sampling key.
+    sp: static sampling params.
+    group_size: G.
+    fmt: prompt formatting.
+    check: the verifier.
+
+  Returns:
+    (Rollout with B = P·G numpy rows incl. prompt tokens, completion texts, stats dict).
+  """
+  tokens_ps, mask_ps, cut = encode_prompts(tokenizer, examples, fmt)
+  out = rollout.sample(model_cfg, params, tokens_ps, mask_ps, key, sp, num_samples=group_size)
+  texts = rollout.completions_to_text(tokenizer, out)
+  refs, kinds = zip(*[verify.reference_of(ex) for ex in examples for _ in range(group_size)])
+  correct_b = np.asarray(check(texts, list(refs), list(kinds)), bool)
+  out = jax.device_get(out)
+  rep = lambda x: np.repeat(np.asarray(x), group_size, axis=0)
+  batch = types.Rollout(
+      tokens_bt=np.asarray(out.tokens_bt, np.int32),
+      mask_bt=np.asarray(out.mask_bt, np.float32),
+      length_b=np.asarray(out.length_b, np.int32),
+      correct_b=correct_b,
+      format_ok_b=np.asarray([has_answer_marker(t) for t in texts], bool),
+      truncated_b=np.asarray(out.truncated_b, bool),
+      prompt_index_b=rep(np.asarray(prompt_index_p, np.int32)),
+      old_logp_bt=np.asarray(out.logp_bt, np.float32),
+      prompt_tokens_bs=rep(tokens_ps).astype(np.int32),
+      prompt_mask_bs=rep(mask_ps).astype(np.float32))
+  return batch, texts, {"prompts_cut": cut}
