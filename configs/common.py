@@ -3,7 +3,14 @@
 Every registered name has an entry (even an empty one): the base config builds one sub-dict per
 variant from these tables, and config overrides may only change keys that exist here. Static
 shapes (`group_size`) are not kwargs here; the call site binds them from the rollout config.
+
+Below the tables, `base_config()` builds the one config every experiment file starts from.
 """
+import ml_collections
+from ml_collections import config_dict
+
+from concise_jax import advantages, filters, losses, rewards, sharding
+
 
 REWARD_DEFAULTS = {
     "correctness": {
@@ -61,3 +68,151 @@ KL_DEFAULTS = {
         "value_clamp": 10.0,         # bound on the per-token estimate (verl low_var_kl)
     },
 }
+
+
+# --------------------------------------------------------------------------- base config
+# Everything below builds the one config every experiment file starts from.
+
+# Registry-backed sections: config.<section>.name picks a variant, config.<section>.<variant>
+# holds its kwargs (one sub-dict per registered variant, from the tables above).
+SECTION_TABLES = {
+    "reward": REWARD_DEFAULTS,
+    "advantage": ADVANTAGE_DEFAULTS,
+    "filter": FILTER_DEFAULTS,
+    "loss": POLICY_LOSS_DEFAULTS,
+    "aggregation": AGGREGATION_DEFAULTS,
+    "kl": KL_DEFAULTS,
+}
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """"model=tiny,runlocal" → {model: "tiny", runlocal: True}; bare words are True flags.
+
+  Keys must appear in `defaults` (a typo in the config arg fails like a typo in an override).
+  """
+  out = dict(defaults)
+  for item in filter(None, (s.strip() for s in (arg or "").split(","))):
+    key, sep, value = item.partition("=")
+    if key not in defaults:
+      raise KeyError(f"unknown config arg {key!r}; valid choices: {', '.join(sorted(defaults))}")
+    out[key] = value if sep else True
+  return ml_collections.ConfigDict(out)
+
+
+def _variant_dicts(table: dict, names: list[str]) -> dict:
+  """One kwargs sub-dict per registered name; None defaults become overridable placeholders."""
+  missing = [n for n in names if n not in table]
+  if missing:
+    raise KeyError(f"registered variants {missing} have no entry in configs/common.py tables")
+  return {name: {k: config_dict.placeholder(object) if v is None else v
+                 for k, v in table[name].items()} for name in names}
+
+
+def _registries() -> dict:
+  return {"reward": rewards.REWARDS, "advantage": advantages.ADVANTAGES,
+          "filter": filters.GROUP_FILTERS, "loss": losses.POLICY_LOSSES,
+          "aggregation": losses.AGGREGATIONS, "kl": losses.KL_ESTIMATORS}
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every knob of a run with its default: SmolLM2-135M, single-digit addition, plain GRPO."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0                          # init (fold_in 0), data order, sampling (fold_in 2)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "smollm2-135m-instruct"  # known name, "tiny" (test model) or checkpoint path
+  c.model.remat = True                # rematerialise each layer in the backward (memory)
+  c.model.lora = ml_collections.ConfigDict()
+  c.model.lora.rank = 0               # 0 = full fine-tuning; > 0 trains rank-r adapters only
+  c.model.lora.alpha = 32.0           # adapter scale alpha / rank
+  c.model.lora.targets = "w_q,w_k,w_v,w_o,w_gate,w_up,w_down"  # adapted weights (comma list)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dataset = "task:add_1digit"  # data.load_dataset spec: task:<name> or <format>:<path>
+  c.data.num_prompts = 1000           # generated items (tasks only); sizes the reward tables
+  c.data.eval_dataset = ""            # "" = the test split of a task dataset (files: none)
+  c.data.instruction = "brief"        # data.add_instruction key or literal text
+  c.data.system_prompt = ""           # "" = the chat template's default system message
+
+  c.rollout = ml_collections.ConfigDict()
+  c.rollout.prompts_per_step = 8      # P: prompt groups in one update
+  c.rollout.group_size = 8            # G: samples per prompt
+  c.rollout.max_new_tokens = 128      # T: decode budget (L_max)
+  c.rollout.max_prompt_tokens = 64    # S: prompts are left-padded to this (static shapes)
+  c.rollout.temperature = 0.7         # SmolLM2 degenerates at 1.0 (baselines.md)
+  c.rollout.top_p = 1.0               # 1.0 = off
+  c.rollout.top_k = 0                 # 0 = off
+  c.rollout.max_refill_batches = 4    # dynamic sampling: rollout batches tried per update
+
+  c.verify = ml_collections.ConfigDict()
+  c.verify.num_workers = 2            # answer-checking processes; 0 = check in this process
+  c.verify.timeout_s = 2.0            # hard per-answer time limit (pool only)
+
+  for section, table in SECTION_TABLES.items():
+    c[section] = ml_collections.ConfigDict(
+        _variant_dicts(table, _registries()[section].names()))
+  c.reward.name = "correctness"       # rewards.REWARDS
+  c.advantage.name = "grpo"           # advantages.ADVANTAGES
+  c.filter.name = "none"              # filters.GROUP_FILTERS ("nonzero_variance" = DAPO)
+  c.loss.name = "ppo_clip"            # losses.POLICY_LOSSES
+  c.loss.entropy_coef = 0.0           # entropy bonus weight
+  c.aggregation.name = "token_mean"   # losses.AGGREGATIONS
+  c.kl.name = "k3"                    # losses.KL_ESTIMATORS
+  c.kl.coef = 0.0                     # beta; 0 skips the reference forward entirely
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-6                   # peak learning rate (verl / DeepSeekMath)
+  c.optim.schedule = "constant"       # train.optim.SCHEDULES
+  c.optim.warmup_steps = 0            # optimizer steps of linear warm-up
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.01         # AdamW decoupled decay (verl default)
+  c.optim.clip_norm = 1.0             # global-norm gradient clip; <= 0 disables
+  c.optim.num_minibatches = 1         # optimizer steps per PPO epoch
+  c.optim.micro_batch = 8             # rows per gradient-accumulation micro-batch (0 = all)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 200                 # updates (rollout + update) in the run
+  c.train.ppo_epochs = 1              # passes over each rollout batch
+  c.train.recompute_old_logp = True   # old log-probs from the training forward, not the sampler
+  c.train.logp_chunk = 64             # tokens per log-prob chunk (memory: B·chunk·V floats)
+  c.train.ckpt_every = 50             # checkpoint period in steps (and always at the end)
+  c.train.keep_ckpts = 3              # checkpoints kept on disk
+  c.train.log_every = 1               # console line period (event files get every step)
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 0                    # evaluation period in steps; 0 = never
+  c.eval.num_prompts = 64             # test-split prompts, one sample each
+  c.eval.temperature = 0.0            # 0 = greedy
+  c.eval.samples_per_prompt = 1       # > 1 reports mean accuracy over samples (with temperature)
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.shape = (1, 1, 1)            # (data, fsdp, tensor); one -1 = all remaining devices
+  c.mesh.rules = sharding.DEFAULT_RULES  # logical axis → mesh axes
+  return c
+
+
+def shrink_for_local(c: ml_collections.ConfigDict, model: str) -> None:
+  """`runlocal`: a run that finishes in seconds on a laptop CPU (and in the tests)."""
+  c.data.num_prompts = 32
+  c.rollout.prompts_per_step = 4
+  c.rollout.group_size = 4
+  c.rollout.max_new_tokens = 16 if model == "tiny" else 32
+  c.verify.num_workers = 0
+  c.optim.micro_batch = 8
+  c.train.steps = 4
+  c.train.ckpt_every = 2
+  c.train.logp_chunk = 8
+  c.eval.num_prompts = 8
+
+
+def apply_common_args(c: ml_collections.ConfigDict, arg: ml_collections.ConfigDict) -> None:
+  """The `model=` and `runlocal` args every experiment file accepts."""
+  if arg.model == "tiny":
+    c.model.name = "tiny"
+    c.optim.lr = 1e-3                # a random tiny model needs a large step to move at all
+  elif arg.model != "smollm2":
+    raise KeyError(f"unknown model arg {arg.model!r}; valid choices: smollm2, tiny")
+  if arg.runlocal:
+    shrink_for_local(c, arg.model)

@@ -1,0 +1,99 @@
+r"""Entry point: flags → validated config → `workdir/config.json` → `train.run(config, workdir)`.
+
+  python -m concise_jax.main --config=configs/grpo_lambda.py --config.optim.lr=2e-6 \
+      --workdir=runs/x
+  python -m concise_jax.main --config=configs/grpo_lambda.py:model=tiny,runlocal --workdir=/tmp/x
+
+An unknown override key, registry name, model, task or LoRA target fails before the workdir is
+created, naming the problem and the valid choices. Re-running with the same workdir resumes.
+"""
+import importlib.util
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from concise_jax import config_check
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (configs/*.py[:arg]); override with --config.a.b=v.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, config.")
+
+
+def _config_file(argv: list[str]) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _explain_bad_override(argv: list[str]) -> str | None:
+  """Loads the config file alone and names the first override key it does not have."""
+  path = _config_file(argv)
+  if path is None:
+    return None
+  file, _, arg = path.partition(":")
+  try:
+    spec = importlib.util.spec_from_file_location("_config_for_error", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+  except Exception:  # pylint: disable=broad-except  # the flag parser's own error is clearer
+    return None
+  for key in config_check.override_keys(argv):
+    problem = config_check.unknown_override(config, key)
+    if problem:
+      return problem
+  return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl parsing, with unknown config keys reported as one line listing the valid keys."""
+  try:
+    return flags.FLAGS(argv)
+  except (KeyError, AttributeError, flags.Error) as e:
+    message = _explain_bad_override(argv) or str(e)
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(2)
+
+
+def launch(config, workdir: str):
+  """Validates `config`, then creates `workdir`, saves the config there and trains.
+
+  Raises:
+    ValueError: the config names something that does not exist (nothing is written).
+  """
+  errors = config_check.validate(config)
+  if errors:
+    raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+  from concise_jax import train  # pylint: disable=import-outside-toplevel  # after validation
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(json.loads(config.to_json()), f, indent=2, sort_keys=True)
+  return train.run(config, workdir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _CONFIG.value is None or not _WORKDIR.value:
+    raise app.UsageError("--config and --workdir are required")
+  if not flags.FLAGS["verbosity"].present:
+    # orbax logs every checkpoint file operation at INFO; the console line carries progress.
+    logging.set_verbosity(logging.WARNING)
+  try:
+    result = launch(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:
+    sys.stderr.write(f"error: {e}\n")
+    sys.exit(2)
+  if result.halted:
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)
