@@ -1,0 +1,133 @@
+"""The jitted update on the tiny model: accumulation == big batch, NaN guard, a toy task.
+
+The config matches resume_test's, so the update and the sampler compile once per session.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from concise_jax import data, sharding
+from concise_jax.losses import AGGREGATIONS
+from concise_jax.models import transformer
+from concise_jax.train import loop, rollout_step, step
+from configs import common, grpo_lambda
+
+
+def tiny_config(**optim_overrides):
+  config = grpo_lambda.get_config("model=tiny,runlocal")
+  config.train.steps = 10        # as in resume_test: same compiled update
+  for k, v in optim_overrides.items():
+    config.optim[k] = v
+  return config
+
+
+class Setup:
+  """Model, jitted functions, fresh states and fixed prompts for one config."""
+
+  def __init__(self, config):
+    self.config = config
+    self.model_cfg, params, self.tokenizer = loop.load_model(config)
+    trainable, frozen, axes = loop.split_trainable(config, self.model_cfg, params)
+    mesh = sharding.make_mesh(config.mesh.shape)
+    self.fns = loop.build_functions(config, self.model_cfg, trainable, frozen, axes, mesh)
+    self.trainable = trainable
+    self.frozen = jax.device_put(frozen, self.fns.frozen_sh)
+    self.examples = data.load_dataset(config.data.dataset, n=config.rollout.prompts_per_step)
+    self.fmt = rollout_step.prompt_format(config)
+    self.sp = rollout_step.sampling_params(config, self.tokenizer)
+
+  def fresh_state(self):
+    return loop.initial_state(self.config, self.fns, self.trainable, self.config.data.num_prompts)
+
+  def batch(self, state, key, check, keep_b=None):
+    params = self.fns.model_params(state.params, self.frozen)
+    n = len(self.examples)
+    rollout, texts, _ = rollout_step.rollout_batch(
+        self.model_cfg, params, self.tokenizer, self.examples, list(range(n)), key, sp=self.sp,
+        group_size=self.config.rollout.group_size, fmt=self.fmt, check=check)
+    reward_out, _, _ = self.fns.score(state.reward_state, rollout)
+    keep_b = np.ones(rollout.length_b.shape, bool) if keep_b is None else keep_b
+    return step.UpdateBatch(rollout=rollout, reward_out=jax.device_get(reward_out),
+                            keep_b=keep_b), texts
+
+
+def starts_with_digit(completions, references, kinds):
+  """Toy verifier: an answer is "correct" iff it starts with a digit."""
+  del references, kinds
+  return [bool(c) and c[0].isdigit() for c in completions]
+
+
+@pytest.fixture(scope="module")
+def setup():
+  return Setup(tiny_config())
+
+
+@pytest.mark.parametrize("name", AGGREGATIONS.names())
+def test_aggregations_are_linear_so_weights_give_global_normalisers(name):
+  aggregate = functools.partial(AGGREGATIONS.get(name), **common.AGGREGATION_DEFAULTS[name])
+  rng = np.random.default_rng(0)
+  mask_bt = (rng.random((6, 5)) < 0.6).astype(np.float32)
+  mask_bt[2] = 0.0                                    # an empty row must not count
+  both = jax.jit(lambda loss_nbt, m_bt: (
+      jnp.sum(step.aggregation_weights(aggregate, m_bt) * loss_nbt, axis=(1, 2)),
+      jax.vmap(aggregate, (0, None))(loss_nbt, m_bt)))
+  loss_nbt = rng.normal(size=(3, 6, 5)).astype(np.float32)
+  weighted_n, direct_n = both(loss_nbt, mask_bt)
+  np.testing.assert_allclose(weighted_n, direct_n, rtol=1e-5, atol=1e-6)
+
+
+def test_grad_accumulation_equals_one_big_batch(setup):
+  """2 micro-batches of 8 rows vs one of 16: same loss, gradient norm, metrics and params."""
+  big = Setup(tiny_config(micro_batch=0))
+  keep_b = np.repeat([True, True, False, True], setup.config.rollout.group_size)
+  batch, texts = setup.batch(setup.fresh_state(), jax.random.PRNGKey(7), starts_with_digit,
+                             keep_b=keep_b)
+  lengths = np.asarray(batch.rollout.length_b)
+  assert lengths[:8].sum() != lengths[8:].sum()       # per-micro normalisers would differ
+  assert 0 < sum(starts_with_digit(texts, None, None)) < len(texts)
+  state_a, m_a = setup.fns.update(setup.fresh_state(), setup.frozen, batch)
+  state_b, m_b = big.fns.update(big.fresh_state(), big.frozen, batch)
+  for key in ("loss/total", "loss/policy", "loss/kl", "loss/num_tokens", "policy/entropy",
+              "policy/clip_frac", "policy/ratio", "optim/grad_norm", "adv/abs_mean"):
+    np.testing.assert_allclose(float(m_a[key]), float(m_b[key]), rtol=2e-5, atol=1e-7,
+                               err_msg=key)
+  assert float(m_a["optim/grad_norm"]) > 0
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
+               jax.device_get(state_a.params), jax.device_get(state_b.params))
+
+
+def test_nonfinite_update_is_flagged_and_not_applied(setup):
+  state = setup.fresh_state()
+  before = jax.device_get(state.params)
+  batch, _ = setup.batch(state, jax.random.PRNGKey(1), starts_with_digit)
+  nan_b = np.full(batch.reward_out.rewards_b.shape, np.nan, np.float32)
+  batch = batch.replace(reward_out=batch.reward_out.replace(rewards_b=nan_b))
+  state, metrics = setup.fns.update(state, setup.frozen, batch)
+  assert int(metrics["train/nonfinite"]) == 1
+  jax.tree.map(np.testing.assert_array_equal, before, jax.device_get(state.params))
+
+
+def test_toy_task_loss_decreases(setup):
+  """Reward 1 for answers starting with a digit: −P(first token is a digit) must fall."""
+  digit_ids = jnp.asarray([setup.tokenizer.encode(str(d))[0] for d in range(10)])
+  tokens_ps, mask_ps, _ = rollout_step.encode_prompts(setup.tokenizer, setup.examples, setup.fmt)
+
+  @jax.jit
+  def toy_loss(params):
+    logits_psv, _ = transformer.forward(setup.model_cfg, params, tokens_ps, mask_bs=mask_ps)
+    probs_pv = jax.nn.softmax(logits_psv[:, -1] / setup.sp.temperature)
+    return -probs_pv[:, digit_ids].sum(-1).mean()
+
+  state = setup.fresh_state()
+  losses = []
+  for i in range(6):
+    losses.append(float(toy_loss(setup.fns.model_params(state.params, setup.frozen))))
+    batch, _ = setup.batch(state, jax.random.PRNGKey(100 + i), starts_with_digit)
+    state, metrics = setup.fns.update(state, setup.frozen, batch)
+    assert int(metrics["train/nonfinite"]) == 0
+  losses.append(float(toy_loss(setup.fns.model_params(state.params, setup.frozen))))
+  assert all(b < a for a, b in zip(losses, losses[1:])), losses
+  assert losses[-1] < losses[0] - 0.015, losses
