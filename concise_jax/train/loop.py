@@ -38,7 +38,7 @@ init_params = jax.jit(models.init_params, static_argnums=0)
 def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
   """(model config with the run's remat, params, tokenizer) for `config.model.name`."""
   if config.model.name == "tiny":
-    model_cfg = tiny.tiny_config()
+    model_cfg = tiny.tiny_config(remat=config.model.remat)
     params = init_params(model_cfg, jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
     tokenizer = tiny.CharTokenizer()
   else:
@@ -46,16 +46,21 @@ def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
   return model_cfg.replace(remat=config.model.remat), params, tokenizer
 
 
+def _load(spec: str, split: str, n: int, seed: int) -> list:
+  """Tasks are generated for `split`; files keep the split their name says."""
+  is_task = spec.startswith("task:")
+  return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed))
+
+
 def load_prompts(config) -> tuple[list, list]:
   """(train examples, eval examples); eval is the test split of a task unless given."""
-  train = list(data.load_dataset(config.data.dataset, split="train", n=config.data.num_prompts,
-                                 seed=config.seed))
+  train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed)
   eval_spec = config.data.eval_dataset or (
       config.data.dataset if config.data.dataset.startswith("task:") else "")
   if config.eval.every <= 0 or not eval_spec:
     return train, []
-  evals = data.load_dataset(eval_spec, split="test", n=config.eval.num_prompts, seed=config.seed)
-  return train, list(evals)[:config.eval.num_prompts]
+  return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed)[
+      :config.eval.num_prompts]
 
 
 def split_trainable(config, model_cfg, params: dict) -> tuple[Any, dict, Any]:
@@ -166,11 +171,12 @@ class RunResult:
 
 
 def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, group_size: int,
-                  sp) -> types.Rollout:
-  batch, _, _ = rollout_step.rollout_batch(
+                  sp) -> tuple[types.Rollout, int]:
+  """(scored rollout, number of prompts cut to max_prompt_tokens)."""
+  batch, _, stats = rollout_step.rollout_batch(
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
       key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check)
-  return batch
+  return batch, stats["prompts_cut"]
 
 
 def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
@@ -183,21 +189,24 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
   params = r.fns.model_params(state.params, r.frozen)
   sp = rollout_step.sampling_params(c, r.tokenizer)
   reward_state, generated, reward_metrics = state.reward_state, [], []
+  stats = {"prompts_cut": 0}
 
   def next_batch():
     nonlocal reward_state
-    batch = _sample_batch(r, params, next(r.iterator), jax.random.fold_in(key, len(generated)),
-                          group_size=c.rollout.group_size, sp=sp)
+    batch, cut = _sample_batch(r, params, next(r.iterator),
+                               jax.random.fold_in(key, len(generated)),
+                               group_size=c.rollout.group_size, sp=sp)
+    stats["prompts_cut"] += cut
     reward_out, reward_state, metrics = r.fns.score(reward_state, batch)
     generated.append(batch)
     reward_metrics.append(metrics)
     return batch, jax.device_get(reward_out)
 
-  (batch, reward_out), keep_b, stats = filters.fill_groups(
+  (batch, reward_out), keep_b, fill_stats = filters.fill_groups(
       next_batch, lambda tree: r.fns.keep(*tree), group_size=c.rollout.group_size,
       groups_per_update=c.rollout.prompts_per_step, max_batches=c.rollout.max_refill_batches)
   update_batch = step.UpdateBatch(rollout=batch, reward_out=reward_out, keep_b=keep_b)
-  return update_batch, reward_state, generated, reward_metrics, stats
+  return update_batch, reward_state, generated, reward_metrics, {**stats, **fill_stats}
 
 
 def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, float]:
@@ -211,6 +220,7 @@ def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, f
   out["filter/kept_frac"] = stats["groups_kept"] / max(stats["groups_seen"], 1)
   out["filter/rollout_batches"] = float(stats["num_batches"])
   out["filter/filled"] = float(stats["filled"])
+  out["rollout/prompts_cut"] = float(stats["prompts_cut"])   # > 0: raise max_prompt_tokens
   return out
 
 
@@ -247,7 +257,7 @@ def evaluate(r: _Run, state: TrainState) -> dict[str, float]:
   for i in range(0, len(r.eval_examples), p):
     chunk = r.eval_examples[i:i + p]
     padded = chunk + r.eval_examples[:p - len(chunk)]       # one shape: no recompile
-    batch = _sample_batch(r, params, padded, jax.random.fold_in(key, i), group_size=g, sp=sp)
+    batch, _ = _sample_batch(r, params, padded, jax.random.fold_in(key, i), group_size=g, sp=sp)
     batches.append(jax.tree.map(lambda x, n=len(chunk) * g: np.asarray(x)[:n], batch))
   cat = lambda name: np.concatenate([getattr(b, name) for b in batches])
   m = metrics_lib.rollout_metrics(cat("correct_b"), cat("length_b"), cat("truncated_b"),

@@ -173,9 +173,13 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     # A non-finite step is not applied, so the state in memory stays the last good one; the
     # host loop sees "train/nonfinite" and halts without checkpointing.
     ok = jnp.isfinite(metrics["loss/total"]) & jnp.isfinite(grad_norm) & jnp.isfinite(update_norm)
-    trainable = _tree_select(ok, optax.apply_updates(trainable, updates), trainable)
-    opt_state = _tree_select(ok, new_opt_state, opt_state)
-    metrics.update({"optim/grad_norm": grad_norm, "optim/update_norm": update_norm})
+    # A minibatch without loss tokens (every group filtered out) carries no signal; stepping
+    # anyway would move the params by Adam momentum and weight decay alone.
+    apply = ok & (metrics["loss/num_tokens"] > 0)
+    trainable = _tree_select(apply, optax.apply_updates(trainable, updates), trainable)
+    opt_state = _tree_select(apply, new_opt_state, opt_state)
+    metrics.update({"optim/grad_norm": grad_norm, "optim/update_norm": update_norm,
+                    "optim/applied": apply.astype(jnp.float32)})
     return (trainable, opt_state, nonfinite + (~ok).astype(jnp.int32)), metrics
 
   def update(state: TrainState, frozen: dict, batch: UpdateBatch):
