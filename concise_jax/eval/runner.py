@@ -1,0 +1,290 @@
+"""Runs a policy over datasets: fixed-shape batches, greedy and/or k samples, verification.
+
+    policy = load_policy("smollm2-135m-instruct")
+    with Verifier() as verifier:
+      result = evaluate_dataset(policy, examples, settings, verifier)
+
+Shapes never change within a dataset: examples go in chunks of a fixed number of prompts (the
+last chunk is padded by repeating its final example, whose extra rows are dropped) and every
+prompt is left-padded to the dataset's longest prompt rounded up to a bucket. So the sampler
+compiles once per (dataset prompt length, pass) and datasets with the same padded length share
+the compile.
+
+Verification overlaps generation: each chunk's completions go to the `Verifier` process pool as
+soon as they are decoded, and the futures are collected at the end.
+"""
+import dataclasses
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+import tqdm
+
+from concise_jax import data, models, rollout
+from concise_jax.data.example import Example
+from concise_jax.verify import Verifier, reference_of
+
+PROMPT_BUCKET = 64  # padded prompt lengths round up to this: few distinct shapes across datasets
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """What an evaluation needs from a checkpoint: the triple `models.load` returns, plus a name."""
+  name: str
+  cfg: models.ModelConfig
+  params: Any
+  tokenizer: Any
+
+
+def load_policy(spec: str) -> Policy:
+  """Loads the policy to evaluate from a checkpoint spec.
+
+  This is the one place that knows checkpoint layouts; the CLI and scripts call only this.
+
+  Args:
+    spec: "tiny" (the random test model, seed 0), a known model name
+      ("smollm2-135m-instruct"), a `.gguf` file, or a Hugging Face checkpoint directory.
+      A training workdir (a directory holding `ckpt/`) is recognised but not loaded yet.
+
+  Raises:
+    NotImplementedError: for a training workdir. Hook: restore the latest TrainState from
+      `spec/ckpt`, merge LoRA adapters into the base params if present, and return
+      `Policy(spec, cfg, params, tokenizer)` with the base model of `spec/config.json`.
+  """
+  if spec == "tiny":
+    cfg, params, tokenizer = models.tiny.load_tiny(0)
+    return Policy(spec, cfg, params, tokenizer)
+  if os.path.isdir(os.path.join(spec, "ckpt")):
+    raise NotImplementedError(
+        f"{spec} is a training workdir; loading its orbax checkpoint is not wired up yet "
+        "(see load_policy's docstring). Export it with "
+        "models.hf_loading.export_hf_checkpoint and pass that directory instead.")
+  cfg, params, tokenizer = models.load(spec)
+  return Policy(spec, cfg, params, tokenizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+  """How completions are generated.
+
+  Attributes:
+    greedy: run one greedy completion per example (greedy pass@1).
+    k: samples per example at `temperature` (0 = no sampled pass); gives mean@k and pass@k.
+    temperature, top_p, top_k: sampling settings of the sampled pass.
+    max_new_tokens: decode budget; a completion that reaches it unfinished is truncated.
+    batch_size: decode rows per call; the sampled pass uses max(1, batch_size // k) prompts.
+    system: system prompt; None keeps the chat template's default one.
+    instruction: a key of `data.instructions.INSTRUCTIONS` or literal text after the question.
+    seed: sampling seed; chunk i of a pass samples with a key folded from (seed, pass,
+      dataset label, i), so datasets and passes draw independently and reproducibly.
+  """
+  greedy: bool = True
+  k: int = 0
+  temperature: float = 0.7
+  top_p: float = 1.0
+  top_k: int = 0
+  max_new_tokens: int = 256
+  batch_size: int = 32
+  system: str | None = None
+  instruction: str = "none"
+  seed: int = 0
+
+
+# --------------------------------------------------------------------------- data
+
+def _parse_value(text: str):
+  """`3` → 3, `1-4` → [1, 2, 3, 4], `true` → True; anything else stays a string."""
+  if text.lower() in ("true", "false"):
+    return text.lower() == "true"
+  if text.lstrip("-").isdigit():
+    return int(text)
+  lo, sep, hi = text.partition("-")
+  if sep and lo.isdigit() and hi.isdigit():
+    return list(range(int(lo), int(hi) + 1))
+  return text
+
+
+def parse_data_spec(spec: str) -> tuple[str, dict[str, Any]]:
+  """`task:arithmetic?difficulty=1-5&unique=true` → ("task:arithmetic", {difficulty: [1..5], ...}).
+
+  The query part carries task options (`data.load_dataset`'s `**task_kwargs`); it uses no
+  commas, so specs can be given as one comma-separated flag.
+  """
+  base, _, query = spec.partition("?")
+  options = {}
+  for item in filter(None, query.split("&")):
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"option {item!r} in {spec!r} must be key=value")
+    options[key] = _parse_value(value)
+  return base, options
+
+
+def dataset_label(spec: str) -> str:
+  """A short table label: `task:arithmetic?difficulty=1-5` → `arithmetic?difficulty=1-5`,
+  `gsm8k:/data/gsm8k_test.jsonl` → `gsm8k_test`."""
+  kind, _, target = spec.partition(":")
+  if kind == "task":
+    return target
+  return os.path.splitext(os.path.basename(target.partition("?")[0]))[0] or spec
+
+
+def load_examples(spec: str, n: int, seed: int) -> list[Example]:
+  """Up to `n` test examples: tasks generate their test split, files keep their first n rows."""
+  base, options = parse_data_spec(spec)
+  if base.startswith("task:"):
+    return list(data.load_dataset(base, split="test", n=n, seed=seed, **options))
+  if options:
+    raise ValueError(f"options {sorted(options)} apply to tasks, not to {base}")
+  return list(data.load_dataset(base))[:n]
+
+
+# --------------------------------------------------------------------------- batching
+
+def chunk_indices(num_items: int, size: int) -> list[list[int]]:
+  """Index lists of exactly `size`; the last is padded by repeating its final index."""
+  chunks = [list(range(i, min(i + size, num_items))) for i in range(0, num_items, size)]
+  if chunks and len(chunks[-1]) < size:
+    chunks[-1] += [chunks[-1][-1]] * (size - len(chunks[-1]))
+  return chunks
+
+
+def prompt_ids(policy: Policy, examples: Sequence[Example], settings: EvalSettings):
+  """Chat-formatted token ids of every example, with the instruction appended."""
+  return [rollout.chat_ids(policy.tokenizer, data.add_instruction(ex, settings.instruction),
+                           settings.system) for ex in examples]
+
+
+def padded_length(ids: Sequence[Sequence[int]], bucket: int = PROMPT_BUCKET) -> int:
+  """The dataset-wide padded prompt length: the longest prompt rounded up to `bucket`."""
+  longest = max([len(x) for x in ids] + [1])
+  return bucket * -(-longest // bucket)
+
+
+# --------------------------------------------------------------------------- generation
+
+@dataclasses.dataclass
+class PassTiming:
+  """Wall time and generated tokens of one pass; the first chunk includes the compile."""
+  wall_s: float = 0.0
+  first_chunk_s: float = 0.0
+  tokens: int = 0
+  steady_tokens: int = 0
+  steady_s: float = 0.0
+
+  def summary(self) -> dict[str, float]:
+    """tok_per_s over everything, and excluding the first (compiling) chunk when possible."""
+    steady = self.steady_tokens / self.steady_s if self.steady_s > 0 else None
+    return {"wall_s": self.wall_s, "first_chunk_s": self.first_chunk_s, "tokens": self.tokens,
+            "tok_per_s": self.tokens / self.wall_s if self.wall_s > 0 else 0.0,
+            "tok_per_s_steady": steady}
+
+
+def _sampling_params(policy: Policy, settings: EvalSettings, greedy: bool):
+  tok = policy.tokenizer
+  return rollout.SamplingParams(
+      max_new_tokens=settings.max_new_tokens,
+      temperature=0.0 if greedy else settings.temperature,
+      top_k=0 if greedy else settings.top_k, top_p=1.0 if greedy else settings.top_p,
+      eos_ids=tuple(tok.eos_ids), pad_id=tok.pad_id)
+
+
+def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSettings,
+             verifier: Verifier, references: Sequence[tuple[str, str]], *, greedy: bool,
+             label: str = "", progress: bool = True) -> tuple[list[list[dict]], PassTiming]:
+  """Generates and verifies completions for every prompt.
+
+  Args:
+    policy: the model.
+    ids: chat-formatted prompt ids, one per example.
+    settings: decode settings.
+    verifier: checks answers in a process pool (overlapping the next chunk's generation).
+    references: `(reference, kind)` per example (`verify.reference_of`).
+    greedy: one greedy completion per example; otherwise `settings.k` samples.
+    label: the dataset's name: labels the progress bar and seeds the sampling key.
+    progress: show a tqdm bar with generated tokens per second.
+
+  Returns:
+    (per example, a list of completion dicts {text, tokens, correct, truncated}; timing).
+  """
+  g = 1 if greedy else settings.k
+  per_chunk = settings.batch_size if greedy else max(1, settings.batch_size // g)
+  sp = _sampling_params(policy, settings, greedy)
+  min_len = padded_length(ids)
+  key = jax.random.fold_in(jax.random.key(settings.seed), 0 if greedy else 1)
+  key = jax.random.fold_in(key, zlib.crc32(label.encode()) & 0x7FFFFFFF)  # datasets draw apart
+  results: list[list[dict]] = [[] for _ in ids]
+  pending, timing = [], PassTiming()
+  desc = f"{label} {'greedy' if greedy else 'sampled'}".strip()
+  bar = tqdm.tqdm(total=len(ids), desc=desc, unit="ex", disable=not progress, dynamic_ncols=True)
+  for i, chunk in enumerate(chunk_indices(len(ids), per_chunk)):
+    real = len(dict.fromkeys(chunk))  # distinct indices; the repeated tail is padding
+    tokens, mask = rollout.left_pad([ids[j] for j in chunk], policy.tokenizer.pad_id,
+                                    min_len=min_len)
+    t0 = time.perf_counter()
+    out = rollout.sample(policy.cfg, policy.params, tokens, mask, jax.random.fold_in(key, i), sp,
+                         num_samples=g)
+    texts = rollout.completions_to_text(policy.tokenizer, out)[:real * g]
+    lengths, truncated = (np.asarray(x)[:real * g] for x in
+                          jax.device_get((out.length_b, out.truncated_b)))
+    seconds = time.perf_counter() - t0
+    timing.wall_s += seconds
+    timing.tokens += int(lengths.sum())
+    if i == 0:
+      timing.first_chunk_s = seconds
+    else:
+      timing.steady_s += seconds
+      timing.steady_tokens += int(lengths.sum())
+    refs = [references[j] for j in chunk[:real] for _ in range(g)]
+    future = verifier.submit(texts, [r for r, _ in refs], [k for _, k in refs])
+    pending.append((chunk[:real], texts, lengths, truncated, future))
+    bar.update(real)
+    bar.set_postfix_str(f"{timing.tokens / max(timing.wall_s, 1e-9):.1f} tok/s")
+  bar.close()
+  for chunk, texts, lengths, truncated, future in pending:
+    correct = future.result()
+    for row, j in enumerate(np.repeat(chunk, g)):
+      results[j].append({"text": texts[row], "tokens": int(lengths[row]),
+                         "correct": bool(correct[row]), "truncated": bool(truncated[row])})
+  return results, timing
+
+
+def _record(example: Example) -> dict:
+  """The per-example fields every record carries (the completions are added by the passes)."""
+  record = {"id": example.id, "source": example.source, "difficulty": example.difficulty,
+            "answer": example.answer}
+  if "subject" in example.meta:
+    record["subject"] = example.meta["subject"]
+  return record
+
+
+def evaluate_dataset(policy: Policy, examples: Sequence[Example], settings: EvalSettings,
+                     verifier: Verifier, *, label: str = "",
+                     progress: bool = True) -> tuple[list[dict], dict[str, dict]]:
+  """Greedy and/or sampled completions of every example, verified.
+
+  Returns:
+    (records — see `metrics.py` for their fields —, {"greedy"/"sampled": timing summary}).
+  """
+  if not settings.greedy and settings.k <= 0:
+    raise ValueError("nothing to evaluate: greedy is off and k = 0")
+  ids = prompt_ids(policy, examples, settings)
+  references = [reference_of(ex) for ex in examples]
+  records = [_record(ex) for ex in examples]
+  throughput = {}
+  passes = ([("greedy", True)] if settings.greedy else []) + (
+      [("sampled", False)] if settings.k > 0 else [])
+  for name, greedy in passes:
+    completions, timing = run_pass(policy, ids, settings, verifier, references, greedy=greedy,
+                                   label=label, progress=progress)
+    for record, comps in zip(records, completions):
+      if greedy:
+        record["greedy"] = comps[0]
+      else:
+        record["samples"] = comps
+    throughput[name] = timing.summary()
+  return records, throughput
