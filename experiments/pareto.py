@@ -10,7 +10,6 @@ line. Up and to the left is better, which is the picture efficient-reasoning pap
 methods on.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -20,15 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or CI
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
-from concise_jax.eval import metrics  # pylint: disable=wrong-import-position
-
-
-def load_run(path: str) -> dict:
-  """A results document from a run directory or a results.json path."""
-  if os.path.isdir(path):
-    path = os.path.join(path, "results.json")
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+from concise_jax.eval import metrics, report  # pylint: disable=wrong-import-position
 
 
 def default_name(path: str) -> str:
@@ -120,7 +111,7 @@ def main(argv: list[str]) -> str:
   names = [n for n in args.names.split(",") if n] or [default_name(p) for p in paths]
   if len(names) != len(paths):
     raise SystemExit(f"{len(paths)} runs but {len(names)} names")
-  runs = [load_run(p) for p in paths]
+  runs = [report.load(p) for p in paths]
   datasets = [d for d in args.datasets.split(",") if d] or shared_datasets(runs)
   if not datasets:
     raise SystemExit("the runs share no dataset")

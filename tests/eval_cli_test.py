@@ -56,8 +56,11 @@ def test_json_fields_and_consistency(run_dir):
   assert g["acc_per_1k_tokens"] == pytest.approx(1000 * g["num_correct"] / sum(greedy_tokens))
   assert set(d["by"]["difficulty"]) <= {"1", "2"}
   assert sum(v["n"] for v in d["by"]["difficulty"].values()) == 5
-  for key in ("greedy", "sampled"):
-    assert d["throughput"][key]["tokens"] > 0 and d["throughput"][key]["tok_per_s"] > 0
+  for key, completions in (("greedy", 5), ("sampled", 5 * K)):
+    t = d["throughput"][key]
+    assert t["tokens"] > 0 and t["tok_per_s"] > 0
+    # Every decoded row runs to its chunk's longest completion: work >= kept tokens.
+    assert t["tokens"] <= t["row_steps"] <= completions * MAX_NEW * 4
 
 
 def test_completions_verify_to_the_reported_counts(run_dir):
@@ -83,7 +86,8 @@ def test_markdown_table_written_and_printed(run_dir):
   md = (out / "results.md").read_text(encoding="utf-8")
   assert md in stdout
   g = results["datasets"]["word_problems?difficulty=1-2"]["greedy"]
-  row = f"| word_problems?difficulty=1-2 | 5 | {100 * g['accuracy']:.1f} | {g['tokens']['mean']:.1f} |"
+  row = (f"| word_problems?difficulty=1-2 | 5 | {100 * g['accuracy']:.1f} | "
+         f"{g['tokens']['mean']:.1f} |")
   assert row in md
   assert f"| mean@{K} % | pass@{K} % |" in md
   assert "by difficulty" in md

@@ -163,3 +163,15 @@ def test_markdown_rows_match_the_summaries():
   assert "| mean@4 % | pass@4 % |" in md
   assert "**one** by difficulty" in md
   assert results["overall"]["n"] == 4
+
+
+def test_merge_keeps_every_dataset_and_drops_the_pooled_row():
+  one = report.build_results({"checkpoint": "x"}, {"a": ("task:a", RECORDS, {})})
+  two = report.build_results({"checkpoint": "x"}, {"b": ("task:b", RECORDS[:2], {}),
+                                                   "c": ("task:c", RECORDS[:1], {})})
+  merged = report.merge([one, two])
+  assert list(merged["datasets"]) == ["a", "b", "c"] and "overall" not in merged
+  md = report.markdown(merged)
+  assert "| b | 2 |" in md and "**all**" not in md
+  with pytest.raises(ValueError, match="more than one"):
+    report.merge([one, one])

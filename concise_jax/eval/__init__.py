@@ -5,4 +5,5 @@
 """
 from concise_jax.eval import metrics
 from concise_jax.eval import report
-from concise_jax.eval.runner import EvalSettings, Policy, evaluate_dataset, load_examples, load_policy
+from concise_jax.eval.runner import (EvalSettings, Policy, evaluate_dataset, load_examples,
+                                     load_policy)

@@ -97,9 +97,13 @@ def main_table(results: Mapping, section: str) -> str:
   rows = []
   for label, d in results["datasets"].items():
     tps = d["throughput"].get(section, {})
-    rate = tps.get("tok_per_s_steady") or tps.get("tok_per_s")
-    rows.append([label, str(d["n"])] + _row_cells(d, section) + [_num(rate)])
-  if len(results["datasets"]) > 1:
+    steady = tps.get("tok_per_s_steady")
+    if steady is not None:
+      rate = _num(steady)
+    else:
+      rate = _num(tps["tok_per_s"]) + "*" if tps else "–"
+    rows.append([label, str(d["n"])] + _row_cells(d, section) + [rate])
+  if len(results["datasets"]) > 1 and results.get("overall"):
     rows.append(["**all**", str(results["overall"]["n"])]
                 + _row_cells(results["overall"], section) + [""])
   return _table(header, rows)
@@ -115,19 +119,44 @@ def markdown(results: Mapping) -> str:
   """The main table per pass, then one breakdown table per dataset and field.
 
   `tok/s` is generated tokens per second of wall time, excluding the first (compiling) chunk
-  when the dataset has more than one.
+  when the dataset has more than one; `*` marks a rate that includes it.
   """
   parts = [f"Checkpoint `{results['config'].get('checkpoint', '?')}`"]
   k = _k(results)
   for section in _sections(results):
     title = "Greedy (pass@1)" if section == "greedy" else f"Sampled (k={k})"
-    parts.append(f"### {title}\n\n" + main_table(results, section))
+    parts.append(f"### {title}\n\n" + main_table(results, section)
+                 + "\n\ntok/s: generated tokens per second, first (compiling) chunk excluded; "
+                 "* = only one chunk, compile included.")
   for section in _sections(results):
     for label, d in results["datasets"].items():
       for field in d["by"]:
         if len(d["by"][field]) > 1:
           parts.append(f"{section}: " + breakdown_table(label, d, field, section, k))
   return "\n\n".join(parts) + "\n"
+
+
+def merge(documents: Sequence[Mapping]) -> dict:
+  """One document with every dataset of several runs (e.g. one checkpoint, several commands).
+
+  Records are not kept in results.json, so nothing is pooled: the merged document has no
+  `overall` section and its tables no `all` row. Labels must be distinct across documents.
+  """
+  datasets = {}
+  for doc in documents:
+    for label, d in doc["datasets"].items():
+      if label in datasets:
+        raise ValueError(f"dataset {label!r} appears in more than one document")
+      datasets[label] = d
+  return {"config": dict(documents[0]["config"]) if documents else {}, "datasets": datasets}
+
+
+def load(path: str) -> dict:
+  """A results document from an --out_dir or a results.json path."""
+  if os.path.isdir(path):
+    path = os.path.join(path, "results.json")
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
 
 
 def write(out_dir: str, results: Mapping, records_by_dataset: Mapping[str, list]) -> list[str]:
@@ -144,3 +173,4 @@ def write(out_dir: str, results: Mapping, records_by_dataset: Mapping[str, list]
       for r in records:
         f.write(json.dumps({"dataset": label, **r}) + "\n")
   return paths
+

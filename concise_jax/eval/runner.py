@@ -109,7 +109,10 @@ def _parse_value(text: str):
 
 
 def parse_data_spec(spec: str) -> tuple[str, dict[str, Any]]:
-  """`task:arithmetic?difficulty=1-5&unique=true` → ("task:arithmetic", {difficulty: [1..5], ...}).
+  """Splits task options off a spec.
+
+  `task:arithmetic?difficulty=1-5&unique=true` → ("task:arithmetic", {"difficulty": [1, ..., 5],
+  "unique": True}).
 
   The query part carries task options (`data.load_dataset`'s `**task_kwargs`); it uses no
   commas, so specs can be given as one comma-separated flag.
@@ -169,19 +172,40 @@ def padded_length(ids: Sequence[Sequence[int]], bucket: int = PROMPT_BUCKET) -> 
 
 @dataclasses.dataclass
 class PassTiming:
-  """Wall time and generated tokens of one pass; the first chunk includes the compile."""
+  """Wall time, generated tokens and decode work of one pass.
+
+  The first chunk's time includes the compile (unless an earlier dataset had the same shapes).
+  `row_steps` counts the decode work actually done: every row of a chunk (padding included)
+  runs until the chunk's longest completion ends, so tokens / row_steps is the share of decode
+  work that produced kept tokens.
+  """
+  chunks: int = 0
   wall_s: float = 0.0
   first_chunk_s: float = 0.0
   tokens: int = 0
+  row_steps: int = 0
   steady_tokens: int = 0
   steady_s: float = 0.0
 
+  def add(self, seconds: float, tokens: int, row_steps: int) -> None:
+    if self.chunks == 0:
+      self.first_chunk_s = seconds
+    else:
+      self.steady_s += seconds
+      self.steady_tokens += tokens
+    self.chunks += 1
+    self.wall_s += seconds
+    self.tokens += tokens
+    self.row_steps += row_steps
+
   def summary(self) -> dict[str, float]:
-    """tok_per_s over everything, and excluding the first (compiling) chunk when possible."""
-    steady = self.steady_tokens / self.steady_s if self.steady_s > 0 else None
-    return {"wall_s": self.wall_s, "first_chunk_s": self.first_chunk_s, "tokens": self.tokens,
-            "tok_per_s": self.tokens / self.wall_s if self.wall_s > 0 else 0.0,
-            "tok_per_s_steady": steady}
+    """Rates over everything, and tokens/s excluding the first (compiling) chunk if possible."""
+    rate = lambda x, s: x / s if s > 0 else 0.0
+    steady = rate(self.steady_tokens, self.steady_s) if self.chunks > 1 else None
+    return {"chunks": self.chunks, "wall_s": self.wall_s, "first_chunk_s": self.first_chunk_s,
+            "tokens": self.tokens, "row_steps": self.row_steps,
+            "tok_per_s": rate(self.tokens, self.wall_s), "tok_per_s_steady": steady,
+            "row_steps_per_s": rate(self.row_steps, self.wall_s)}
 
 
 def _sampling_params(policy: Policy, settings: EvalSettings, greedy: bool):
@@ -191,6 +215,24 @@ def _sampling_params(policy: Policy, settings: EvalSettings, greedy: bool):
       temperature=0.0 if greedy else settings.temperature,
       top_k=0 if greedy else settings.top_k, top_p=1.0 if greedy else settings.top_p,
       eos_ids=tuple(tok.eos_ids), pad_id=tok.pad_id)
+
+
+def _pass_key(settings: EvalSettings, greedy: bool, label: str) -> jax.Array:
+  """Seed, pass and dataset folded in, so datasets and passes draw independently."""
+  key = jax.random.fold_in(jax.random.key(settings.seed), 0 if greedy else 1)
+  return jax.random.fold_in(key, zlib.crc32(label.encode()) & 0x7FFFFFFF)
+
+
+def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int):
+  """Samples g completions per prompt row; returns the first `keep` rows' (texts, lengths,
+  truncated flags), the seconds it took, and the decode row-steps it ran."""
+  t0 = time.perf_counter()
+  out = rollout.sample(policy.cfg, policy.params, tokens, mask, key, sp, num_samples=g)
+  texts = rollout.completions_to_text(policy.tokenizer, out)
+  lengths, truncated = (np.asarray(x) for x in jax.device_get((out.length_b, out.truncated_b)))
+  seconds = time.perf_counter() - t0
+  row_steps = int(lengths.max(initial=0)) * len(lengths)
+  return texts[:keep], lengths[:keep], truncated[:keep], seconds, row_steps
 
 
 def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSettings,
@@ -212,45 +254,37 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
     (per example, a list of completion dicts {text, tokens, correct, truncated}; timing).
   """
   g = 1 if greedy else settings.k
-  per_chunk = settings.batch_size if greedy else max(1, settings.batch_size // g)
-  sp = _sampling_params(policy, settings, greedy)
-  min_len = padded_length(ids)
-  key = jax.random.fold_in(jax.random.key(settings.seed), 0 if greedy else 1)
-  key = jax.random.fold_in(key, zlib.crc32(label.encode()) & 0x7FFFFFFF)  # datasets draw apart
-  results: list[list[dict]] = [[] for _ in ids]
+  sp, key = _sampling_params(policy, settings, greedy), _pass_key(settings, greedy, label)
+  prompt_len = padded_length(ids)
   pending, timing = [], PassTiming()
-  desc = f"{label} {'greedy' if greedy else 'sampled'}".strip()
-  bar = tqdm.tqdm(total=len(ids), desc=desc, unit="ex", disable=not progress, dynamic_ncols=True)
+  bar = tqdm.tqdm(total=len(ids), desc=f"{label} {'greedy' if greedy else 'sampled'}".strip(),
+                  unit="ex", disable=not progress, dynamic_ncols=True)
+  per_chunk = settings.batch_size if greedy else max(1, settings.batch_size // g)
   for i, chunk in enumerate(chunk_indices(len(ids), per_chunk)):
-    real = len(dict.fromkeys(chunk))  # distinct indices; the repeated tail is padding
+    real = chunk[:len(dict.fromkeys(chunk))]  # the repeated tail is padding: decoded, dropped
     tokens, mask = rollout.left_pad([ids[j] for j in chunk], policy.tokenizer.pad_id,
-                                    min_len=min_len)
-    t0 = time.perf_counter()
-    out = rollout.sample(policy.cfg, policy.params, tokens, mask, jax.random.fold_in(key, i), sp,
-                         num_samples=g)
-    texts = rollout.completions_to_text(policy.tokenizer, out)[:real * g]
-    lengths, truncated = (np.asarray(x)[:real * g] for x in
-                          jax.device_get((out.length_b, out.truncated_b)))
-    seconds = time.perf_counter() - t0
-    timing.wall_s += seconds
-    timing.tokens += int(lengths.sum())
-    if i == 0:
-      timing.first_chunk_s = seconds
-    else:
-      timing.steady_s += seconds
-      timing.steady_tokens += int(lengths.sum())
-    refs = [references[j] for j in chunk[:real] for _ in range(g)]
-    future = verifier.submit(texts, [r for r, _ in refs], [k for _, k in refs])
-    pending.append((chunk[:real], texts, lengths, truncated, future))
-    bar.update(real)
-    bar.set_postfix_str(f"{timing.tokens / max(timing.wall_s, 1e-9):.1f} tok/s")
+                                    min_len=prompt_len)
+    texts, lengths, truncated, seconds, row_steps = _decode_chunk(
+        policy, tokens, mask, jax.random.fold_in(key, i), sp, g, len(real) * g)
+    timing.add(seconds, int(lengths.sum()), row_steps)
+    refs = [references[j] for j in real for _ in range(g)]
+    pending.append((real, texts, lengths, truncated,
+                    verifier.submit(texts, [r for r, _ in refs], [k for _, k in refs])))
+    bar.update(len(real))
+    bar.set_postfix_str(f"{timing.summary()['tok_per_s']:.1f} tok/s")
   bar.close()
+  return _collect(pending, len(ids), g), timing
+
+
+def _collect(pending, num_examples: int, g: int) -> list[list[dict]]:
+  """Waits for the verifier and groups each example's completions."""
+  results: list[list[dict]] = [[] for _ in range(num_examples)]
   for chunk, texts, lengths, truncated, future in pending:
     correct = future.result()
     for row, j in enumerate(np.repeat(chunk, g)):
       results[j].append({"text": texts[row], "tokens": int(lengths[row]),
                          "correct": bool(correct[row]), "truncated": bool(truncated[row])})
-  return results, timing
+  return results
 
 
 def _record(example: Example) -> dict:
