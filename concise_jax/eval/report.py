@@ -119,7 +119,7 @@ def markdown(results: Mapping) -> str:
   """The main table per pass, then one breakdown table per dataset and field.
 
   `tok/s` is generated tokens per second of wall time, excluding the first (compiling) chunk
-  when the dataset has more than one; `*` marks a rate that includes it.
+  when the dataset has more than one; `*` marks a single-chunk rate, which includes it.
   """
   parts = [f"Checkpoint `{results['config'].get('checkpoint', '?')}`"]
   k = _k(results)
@@ -127,7 +127,7 @@ def markdown(results: Mapping) -> str:
     title = "Greedy (pass@1)" if section == "greedy" else f"Sampled (k={k})"
     parts.append(f"### {title}\n\n" + main_table(results, section)
                  + "\n\ntok/s: generated tokens per second, first (compiling) chunk excluded; "
-                 "* = only one chunk, compile included.")
+                 "* = a single chunk, so its compile (if any) is included.")
   for section in _sections(results):
     for label, d in results["datasets"].items():
       for field in d["by"]:
