@@ -131,3 +131,26 @@ def test_toy_task_loss_decreases(setup):
   losses.append(float(toy_loss(setup.fns.model_params(state.params, setup.frozen))))
   assert all(b < a for a, b in zip(losses, losses[1:])), losses
   assert losses[-1] < losses[0] - 0.015, losses
+
+
+def test_on_policy_update_equals_one_with_a_separate_old_logp_pass(setup):
+  """One optimizer step per rollout takes the old log-probs from the training forward itself;
+  the result must equal feeding the same policy's log-probs in as precomputed old log-probs."""
+  config = tiny_config()
+  config.train.recompute_old_logp = False
+  explicit = Setup(config)
+  batch, _ = setup.batch(setup.fresh_state(), jax.random.PRNGKey(3), starts_with_digit)
+  r = batch.rollout
+  params = setup.fns.model_params(setup.fresh_state().params, setup.frozen)
+  old_logp_bt, _ = jax.jit(functools.partial(
+      step._sequence_logp, setup.model_cfg, temperature=step.logp_temperature(setup.config),
+      chunk=setup.config.train.logp_chunk))(params, step._sequences(r))
+  explicit_batch = batch.replace(rollout=r.replace(old_logp_bt=np.asarray(old_logp_bt)))
+  state_a, m_a = setup.fns.update(setup.fresh_state(), setup.frozen, batch)
+  state_b, m_b = explicit.fns.update(explicit.fresh_state(), explicit.frozen, explicit_batch)
+  assert float(m_a["policy/ratio"]) == 1.0 and float(m_a["policy/clip_frac"]) == 0.0
+  for key in ("loss/total", "optim/grad_norm", "train/sampler_logp_gap"):
+    np.testing.assert_allclose(float(m_a[key]), float(m_b[key]), rtol=1e-4, atol=1e-6,
+                               err_msg=key)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
+               jax.device_get(state_a.params), jax.device_get(state_b.params))
