@@ -30,6 +30,58 @@ REWARD_DEFAULTS = {
         "min_correct_ratio": 0.0,    # groups at or below this ratio always get the 0/1 reward
         "length_weight": 0.4,        # weight of the Kimi length term in selected groups
     },
+    "dler": {                        # rewards.md §2: r = I(correct, not cut off, L <= L_T)
+        "max_len": None,             # L_T below the rollout cap; None = the cap only (paper)
+    },
+    "da_dler": {                     # rewards.md §2 DA-DLER; tier order/`>=` at p=0.5 inferred
+        "thresholds": (0.5,),        # group correctness-ratio thresholds, increasing
+        "caps": (4000, 2000),        # length cap per tier, hardest first (paper, 4000-token cap)
+    },
+    "drpo": {                        # rewards.md §3, emitted as gradient weights (see drpo.py)
+        "lam": 0.1,                  # λ: temperature of the length weights over correct answers
+        "tau": 10.0,                 # τ: log-sum-exp temperature over wrong answers
+        "max_len": None,             # L_pad; None = padded response width (inferred)
+    },
+    "hapo_cosine": {                 # rewards.md §6, official code defaults
+        "length_weight": 1.0,        # w_lr on the history length term
+        "mode": "min",               # history: "min" shortest correct, "mean" running mean
+        "correct_floor": -0.7,       # floor of a correct answer's length term
+    },
+    "hapo_linear": {                 # rewards.md §6, official code defaults
+        "length_weight": 1.0,        # w_lr on the history length term
+        "mode": "min",               # history: "min" shortest correct, "mean" running mean
+        "tolerance": 0.1,            # τ: neutral band [h, (1+τ)h)
+        "correct_floor": -0.7,       # floor of a correct answer's length term
+        "wrong_floor": -1.0,         # floor of a wrong answer's length term
+    },
+    "arlcp": {                       # rewards.md §8, official code defaults
+        "count_thresholds": (40, 80),            # reflection-count tiers (inclusive bounds)
+        "reflection_weights": (0.05, 0.10, 0.15),  # w1 per tier; w2 = total_weight - w1
+        "total_weight": 0.2,         # w1 + w2
+        "std_ddof": 1,               # group std over correct answers (statistics.stdev)
+        "eps": 1e-6,                 # added to the std
+    },
+    "cosine_length": {               # Yeo et al. arXiv:2502.03373 §4.2 (not in rewards.md)
+        "max_len": None,             # L_max; None = the rollout cap
+        "correct_short": 2.0,        # r_0^c: correct answer at length 0
+        "correct_long": 1.0,         # r_L^c: correct answer at L_max
+        "wrong_short": -10.0,        # r_0^w: wrong answer at length 0
+        "wrong_long": 0.0,           # r_L^w: wrong answer at L_max
+        "exceed_reward": -10.0,      # r_exceed: cut off at the cap
+    },
+    "linear_length": {               # inferred: linear twin of cosine_length, same endpoints
+        "max_len": None,             # L_max; None = the rollout cap
+        "correct_short": 2.0,        # correct answer at length 0
+        "correct_long": 1.0,         # correct answer at L_max
+        "wrong_short": -10.0,        # wrong answer at length 0
+        "wrong_long": 0.0,           # wrong answer at L_max
+        "exceed_reward": -10.0,      # cut off at the cap
+    },
+    "soft_overlong": {               # DAPO (objectives.md §3)
+        "max_len": None,             # L_max; None = the rollout cap
+        "buffer": 4096,              # L_cache: soft-penalty zone before L_max (paper)
+        "penalty_factor": 1.0,       # weight of the length term (verl)
+    },
 }
 
 ADVANTAGE_DEFAULTS = {

@@ -2,5 +2,10 @@
 from concise_jax.rewards.base import REWARDS
 from concise_jax.rewards import correctness  # noqa: F401  (registers)
 from concise_jax.rewards import length  # noqa: F401  (registers)
+from concise_jax.rewards import dler  # noqa: F401  (registers)
+from concise_jax.rewards import drpo  # noqa: F401  (registers)
+from concise_jax.rewards import history  # noqa: F401  (registers)
+from concise_jax.rewards import penalties  # noqa: F401  (registers)
+from concise_jax.rewards import reflection  # noqa: F401  (registers)
 
 __all__ = ["REWARDS"]
