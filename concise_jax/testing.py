@@ -1,4 +1,5 @@
 """Small builders for tests and notebooks: hand-written rollouts without a model."""
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -58,6 +59,44 @@ def make_rollout(
                               else old_logp),
       **{k: jnp.asarray(v) for k, v in optional.items()},
   )
+
+
+# Per-field fill for `with_optional_fields`; a field missing here is filled by its suffix.
+_OPTIONAL_FILL = {
+    "budget_b": lambda rng, b, t: rng.integers(1, 2 * t + 1, b).astype(np.int32),
+    "reflection_count_b": lambda rng, b, t: rng.integers(0, 100, b).astype(np.int32),
+    "repetitive_b": lambda rng, b, t: rng.integers(0, 2, b).astype(bool),
+    "ref_logp_bt": lambda rng, b, t: -rng.uniform(0.0, 3.0, (b, t)).astype(np.float32),
+}
+
+
+def with_optional_fields(batch: types.Rollout, *, seed: int = 0,
+                         prompt_len: int = 4) -> types.Rollout:
+  """`batch` with every optional `Rollout` field that is None filled with plausible values.
+
+  For registry-wide tests: a method reading any optional input gets one. Fields are found by
+  introspection, so fields added to `Rollout` later are filled too: [B] ones as small int32,
+  [B, T] ones as float32 in [0, 1) under the completion mask, [B, S] ones as prompt-shaped
+  (`prompt_len` columns). Given fields are kept.
+  """
+  rng = np.random.default_rng(seed)
+  b, t = batch.mask_bt.shape
+  mask_bt = np.asarray(batch.mask_bt)
+  fills = {}
+  for field in dataclasses.fields(batch):
+    if field.default is not None or getattr(batch, field.name) is not None:
+      continue
+    if field.name in _OPTIONAL_FILL:
+      value = _OPTIONAL_FILL[field.name](rng, b, t)
+    elif field.name.endswith("_bt"):
+      value = rng.uniform(0.0, 1.0, (b, t)).astype(np.float32) * mask_bt
+    elif field.name.endswith("_bs"):
+      kind = np.int32 if "tokens" in field.name else np.float32
+      value = np.ones((b, prompt_len), kind)
+    else:
+      value = rng.integers(0, 8, b).astype(np.int32)
+    fills[field.name] = jnp.asarray(value)
+  return batch.replace(**fills)
 
 
 def permute_groups(tree, perm_p: Sequence[int], group_size: int):

@@ -156,8 +156,8 @@ def test_grpo_lambda_single_sample_groups():
 @pytest.mark.parametrize("name", REWARDS.names())
 def test_reward_contract(name):
   # The style-guide case, tiled to the shape all contract tests share (P=6, G=4, T=64).
-  batch = testing.make_rollout(correct=[1, 0, 1, 0] * 6, length=[5, 5, 60, 60] * 6, max_len=64,
-                               group_size=4)
+  batch = testing.with_optional_fields(testing.make_rollout(
+      correct=[1, 0, 1, 0] * 6, length=[5, 5, 60, 60] * 6, max_len=64, group_size=4))
   out, new_state, metrics = _reward(name, 4)(batch, STATE)
   chex.assert_shape(out.rewards_b, (24,))
   chex.assert_type(out.rewards_b, np.float32)
@@ -177,7 +177,8 @@ def test_reward_correct_never_below_wrong_at_equal_length(name):
   group_size, num_groups = 4, 6
   correct = rng.integers(0, 2, group_size * num_groups)
   length = rng.choice([0, 5, 20, 64], group_size * num_groups)
-  batch = testing.make_rollout(correct, length, max_len=64, group_size=group_size)
+  batch = testing.with_optional_fields(
+      testing.make_rollout(correct, length, max_len=64, group_size=group_size))
   out, _, _ = _reward(name, group_size)(batch, STATE)
   r_pg = np.asarray(out.rewards_b).reshape(num_groups, group_size)
   c_pg, l_pg = correct.reshape(r_pg.shape), length.reshape(r_pg.shape)
@@ -195,8 +196,9 @@ def test_reward_correct_never_below_wrong_at_equal_length(name):
 def test_reward_invariant_to_permuting_whole_groups(name):
   rng = np.random.default_rng(1)
   group_size = 4
-  batch = testing.make_rollout(rng.integers(0, 2, 24), rng.integers(0, 65, 24), max_len=64,
-                               format_ok=rng.integers(0, 2, 24), group_size=group_size)
+  batch = testing.with_optional_fields(testing.make_rollout(
+      rng.integers(0, 2, 24), rng.integers(0, 65, 24), max_len=64,
+      format_ok=rng.integers(0, 2, 24), group_size=group_size))
   perm = [3, 0, 5, 4, 2, 1]
   fn = _reward(name, group_size)
   out, state, metrics = fn(batch, STATE)

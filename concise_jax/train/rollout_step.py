@@ -12,6 +12,7 @@ import numpy as np
 
 from concise_jax import data, rollout, types, verify
 from concise_jax.rollout.generate import chat_ids
+from concise_jax.rewards import reflection
 from concise_jax.verify import extract
 
 # (completions, references, kinds) → one bool per completion.
@@ -112,5 +113,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
       prompt_index_b=rep(np.asarray(prompt_index_p, np.int32)),
       old_logp_bt=np.asarray(out.logp_bt, np.float32),
       prompt_tokens_bs=rep(tokens_ps).astype(np.int32),
-      prompt_mask_bs=rep(mask_ps).astype(np.float32))
+      prompt_mask_bs=rep(mask_ps).astype(np.float32),
+      # ARLCP reads this; cheap regex counts, so every rollout carries it
+      reflection_count_b=np.asarray([reflection.count_reflections(t) for t in texts],
+                                    np.int32))
   return batch, texts, {"prompts_cut": cut}
