@@ -40,6 +40,8 @@ class Rollout:
   reflection_count_b: jax.Array | None = None  # [B] int32 reflection keywords (ARLCP)
   repetitive_b: jax.Array | None = None        # [B] bool repetition detected (LASER-DE)
   redundant_mask_bt: jax.Array | None = None   # [B, T] float32 judge-marked redundant tokens (DECS)
+  cut_length_b: jax.Array | None = None        # [B] int32 DOT cut length (== length_b if not cut)
+  cut_correct_b: jax.Array | None = None       # [B] bool verifier on the DOT-cut text (host re-check)
 
   @property
   def batch_size(self) -> int:
@@ -99,6 +101,11 @@ class RewardOutput:
                                             #   for the loss/advantage (GRPO-λ: length branch on;
                                             #   CEEH: hard; DA-DLER: tier). 0 when unused.
   token_rewards_bt: jax.Array | None = None  # [B, T] float32 token-level rewards (DECS)
+  adv_bonus_bt: jax.Array | None = None      # [B, T] float32 added to the advantage, capped at
+                                             #   adv_bonus_cap_bt · |A| (CEEH entropy advantage)
+  adv_bonus_cap_bt: jax.Array | None = None  # [B, T] float32 cap on adv_bonus_bt relative to |A|
+  entropy_weight_bt: jax.Array | None = None  # [B, T] float32 per-token weight of the loss's
+                                              #   entropy bonus (CEEH max-entropy mode)
 
 
 def make_reward_output(batch: Rollout, rewards_b: jax.Array, **fields) -> RewardOutput:
@@ -106,6 +113,22 @@ def make_reward_output(batch: Rollout, rewards_b: jax.Array, **fields) -> Reward
   fields.setdefault("loss_mask_bt", jnp.ones_like(batch.mask_bt, jnp.float32))
   fields.setdefault("group_flags_b", jnp.zeros(rewards_b.shape, jnp.float32))
   return RewardOutput(rewards_b=rewards_b.astype(jnp.float32), **fields)
+
+
+def add_advantage_bonus(adv_bt: jax.Array, reward_out: RewardOutput,
+                        mask_bt: jax.Array) -> jax.Array:
+  """A' = A + min(bonus, cap · |A|) on the mask, for rewards that shape the advantage per token.
+
+  CEEH's entropy advantage (arXiv:2602.22642; rewards.md §4) needs A itself, so the reward
+  cannot fold it into `rewards_b`; it hands the bonus and its |A|-relative cap over instead.
+  No bonus (None) returns `adv_bt` unchanged; no cap means an uncapped bonus.
+  """
+  if reward_out.adv_bonus_bt is None:
+    return adv_bt
+  bonus_bt = reward_out.adv_bonus_bt
+  if reward_out.adv_bonus_cap_bt is not None:
+    bonus_bt = jnp.minimum(bonus_bt, reward_out.adv_bonus_cap_bt * jnp.abs(adv_bt))
+  return adv_bt + bonus_bt * mask_bt
 
 
 def to_groups(x_b: jax.Array, group_size: int) -> jax.Array:

@@ -82,6 +82,78 @@ REWARD_DEFAULTS = {
         "buffer": 4096,              # L_cache: soft-penalty zone before L_max (paper)
         "penalty_factor": 1.0,       # weight of the length term (verl)
     },
+    "ceeh": {                        # rewards.md §4, train.sh / yaml defaults
+        "length_scale": 0.1,         # s on (len_ref - L)/len_ref (train.sh; yaml 0.5)
+        "length_floor": -0.9,        # lower bound of the length term
+        "len_rate_down": 0.2,        # len_ref EMA rate when the new shortest correct is shorter
+        "len_rate_up": 0.05,         # len_ref EMA rate when it is longer
+        "acc_rate_up": 0.2,          # acc_ema EMA rate when accuracy rises
+        "acc_rate_down": 0.05,       # acc_ema EMA rate when accuracy falls
+        "entropy_mode": "ea",        # "ea" entropy advantage | "me" max-entropy loss | "none"
+        "schedule": "constant",      # k_t: constant (EA) | linear | cosine (ME); T = decode cap
+        "alpha_e": 0.4,              # EA: scale of the sampling entropy in the bonus
+        "kappa": 2.0,                # EA: bonus capped at |A| / kappa
+        "me_factor": 5.0,            # ME: F, entropy weight of hard prompts (c = loss.entropy_coef)
+    },
+    "dot": {                         # rewards.md §5, DOT run_dot.sh defaults
+        "alpha": 3.0,                # T_g = floor(mean_g L + alpha * std_g L), all-correct groups
+        "margin": 32.0,              # cut when L - T_g >= margin (< 1: relative to L)
+        "success_threshold": 1.0,    # group accuracy needed before its outliers are cut
+        "min_relative_margin": 16,   # floor of a relative margin, in tokens
+        "correct_reward": 1.0,       # reward when the (cut) answer verifies
+        "wrong_reward": 0.0,         # reward otherwise
+    },
+    "laser": {                       # rewards.md §9, Laser code defaults
+        "target_length": 4096,       # L_T in tokens (paper: 2048 / 4096 / 8192)
+        "alpha": 0.5,                # step bonus
+        "length_reward_type": "reward",  # "reward" (paper) | "penalty" | "hybrid"
+        "correct_reward": 1.0,       # C of a correct answer
+        "wrong_reward": -0.5,        # C of a wrong answer with an answer marker
+        "no_answer_reward": -1.0,    # C without a final answer (format_ok false)
+    },
+    "laser_d": {                     # rewards.md §9; monitor knobs are read by host_features
+        "alpha": 0.5,                # step bonus
+        "length_reward_type": "reward",  # "reward" | "penalty" | "hybrid"
+        "correct_reward": 1.0,       # C of a correct answer
+        "wrong_reward": -0.5,        # C of a wrong answer with an answer marker
+        "no_answer_reward": -1.0,    # C without a final answer
+        "monitor_freq": 20,          # steps between band-target updates (0 = never)
+        "monitor_prompts": 500,      # fixed monitor set: the first N training prompts
+        "monitor_samples": 8,        # rollouts per monitor prompt (inferred: the training G)
+        "grid_lower": 4096,          # smallest candidate target (tokens)
+        "grid_upper": 16384,         # largest candidate target (tokens)
+        "grid_step": 1024,           # grid spacing (tokens)
+        "expected_correct": 1,       # K_exp
+    },
+    "laser_de": {                    # rewards.md §9; laser_d plus the exploration bonus
+        "alpha": 0.5,                # step bonus (also the exploration bonus)
+        "length_reward_type": "reward",  # "reward" | "penalty" | "hybrid"
+        "correct_reward": 1.0,       # C of a correct answer
+        "wrong_reward": -0.5,        # C of a wrong answer with an answer marker
+        "no_answer_reward": -1.0,    # C without a final answer
+        "monitor_freq": 20,          # steps between band-target updates (0 = never)
+        "monitor_prompts": 500,      # fixed monitor set: the first N training prompts
+        "monitor_samples": 8,        # rollouts per monitor prompt (inferred: the training G)
+        "grid_lower": 4096,          # smallest candidate target (tokens)
+        "grid_upper": 16384,         # largest candidate target (tokens)
+        "grid_step": 1024,           # grid spacing (tokens)
+        "expected_correct": 1,       # K_exp
+        "ngram": 20,                 # inferred: repetition detector window (tokens)
+        "min_repeats": 3,            # inferred: a window seen this often = repetitive
+    },
+    "pear": {                        # rewards.md §11; every value inferred (not found)
+        "alpha": 1.0,                # weight of answer-phase entropy inside the max
+        "penalty_weight": 1.0,       # w on max(0, H_think - alpha * H_answer)
+        "max_penalty": 0.5,          # clip of the penalty (correct stays above wrong)
+        "penalize_wrong": False,     # also penalise wrong answers
+        "correct_reward": 1.0,       # r_correct of a correct answer
+        "wrong_reward": 0.0,         # r_correct of a wrong answer
+    },
+    "decs": {                        # rewards.md §7, DECS code defaults
+        "beta": 0.1,                 # length bonus on necessary tokens
+        "kappa_lr": 0.2,             # eta: curriculum rate on the necessary-token ratio
+        "judge": "first_correct_line",  # host_features.REDUNDANCY_JUDGES name
+    },
 }
 
 ADVANTAGE_DEFAULTS = {
@@ -234,7 +306,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 1               # console line period (event files get every step)
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.every = 0                    # evaluation period in steps; 0 = never
+  c.eval.every = 0                    # eval period in steps (also at step 0 and the end); 0 = never
   c.eval.num_prompts = 64             # test-split prompts, one sample each
   c.eval.temperature = 0.0            # 0 = greedy
   c.eval.samples_per_prompt = 1       # > 1 reports mean accuracy over samples (with temperature)

@@ -7,5 +7,10 @@ from concise_jax.rewards import drpo  # noqa: F401  (registers)
 from concise_jax.rewards import history  # noqa: F401  (registers)
 from concise_jax.rewards import penalties  # noqa: F401  (registers)
 from concise_jax.rewards import reflection  # noqa: F401  (registers)
+from concise_jax.rewards import ceeh  # noqa: F401  (registers)
+from concise_jax.rewards import decs  # noqa: F401  (registers)
+from concise_jax.rewards import dot  # noqa: F401  (registers)
+from concise_jax.rewards import laser  # noqa: F401  (registers)
+from concise_jax.rewards import pear  # noqa: F401  (registers)
 
 __all__ = ["REWARDS"]

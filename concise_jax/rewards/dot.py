@@ -1,0 +1,92 @@
+"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969; rewards.md §5).
+
+During RLVR already-solved prompts drift to longer answers. DOT has no length penalty: inside
+groups that are entirely correct it cuts the extreme-length tail to T_g = ⌊mean + α·std⌋ tokens
+(masking the rest out of the loss) and re-scores the cut text with the verifier, which usually
+fails because the answer was cut off.
+
+Split as rewards.md §17 proposes: `cut_lengths_b` (pure jnp) is run on the host by
+`train.host_features`, which decodes and re-verifies the cut rows and fills
+`Rollout.cut_length_b` / `Rollout.cut_correct_b`; the reward then only reads them, so host
+and jit can never disagree on where a row was cut.
+"""
+import jax
+import jax.numpy as jnp
+
+from concise_jax import types
+from concise_jax.rewards.base import REWARDS
+
+
+def cut_lengths_b(length_b: jax.Array, correct_b: jax.Array, *, group_size: int,
+                  alpha: float = 3.0, margin: float = 32.0, success_threshold: float = 1.0,
+                  min_relative_margin: int = 16) -> jax.Array:
+  """[B] int32 cut lengths; equal to `length_b` for rows DOT leaves alone.
+
+  In groups with accuracy ≥ `success_threshold`: T_g = ⌊mean_g(L) + α·std_g(L)⌋ (std with
+  ddof=1; 0 when G = 1), and row i is cut to T_g when L[i] − T_g ≥ m_i, with m_i = margin if
+  margin ≥ 1 else max(⌊L[i]·margin⌋, min_relative_margin) (DOT's length_truncation.py).
+  """
+  len_pg = types.to_groups(length_b.astype(jnp.float32), group_size)
+  acc_p = types.to_groups(correct_b.astype(jnp.float32), group_size).mean(axis=1)
+  std_p = len_pg.std(axis=1, ddof=1) if group_size > 1 else jnp.zeros(len_pg.shape[:1])
+  t_p = jnp.floor(len_pg.mean(axis=1) + alpha * std_p)
+  t_b = jnp.repeat(t_p, group_size)
+  on_b = jnp.repeat(acc_p >= success_threshold, group_size)
+  if margin >= 1:
+    m_b = jnp.full(length_b.shape, margin, jnp.float32)
+  else:
+    m_b = jnp.maximum(jnp.floor(length_b * margin), min_relative_margin).astype(jnp.float32)
+  cut_b = on_b & (length_b - t_b >= m_b)
+  return jnp.where(cut_b, t_b, length_b).astype(jnp.int32)
+
+
+def _record_pass_rate(state: types.RewardState, r_b: jax.Array,
+                      group_size: int) -> types.RewardState:
+  """Appends this batch's share of groups with reward std > 0 to the ring buffer that DOT's
+  predictive oversampling reads (the sampler side is not implemented here)."""
+  r_pg = types.to_groups(r_b, group_size)
+  rate = (r_pg.max(axis=1) > r_pg.min(axis=1)).astype(jnp.float32).mean()
+  w = state.pass_rate_hist_w.shape[0]
+  hist_w = state.pass_rate_hist_w.at[state.pass_rate_len % w].set(rate)
+  return state.replace(pass_rate_hist_w=hist_w, pass_rate_len=state.pass_rate_len + 1)
+
+
+@REWARDS.register("dot")
+def dot(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+        alpha: float = 3.0, margin: float = 32.0, success_threshold: float = 1.0,
+        min_relative_margin: int = 16, correct_reward: float = 1.0, wrong_reward: float = 0.0):
+  """DOT outcome reward on the truncated batch (arXiv:2601.03969; rewards.md §5).
+
+  r[i] = correct_reward if (cut ? cut_correct[i] : correct[i]) else wrong_reward, where a row is
+  cut when cut_length[i] < L[i] (only correct rows can be: DOT cuts all-correct groups only);
+  loss_mask_bt zeroes tokens at positions ≥ cut_length. `alpha`, `margin`,
+  `success_threshold`, `min_relative_margin` are read by the host side (`cut_lengths_b`).
+
+  Args:
+    batch: reads correct_b, length_b, mask_bt, cut_length_b, cut_correct_b.
+    state: appends the batch pass rate to pass_rate_hist_w.
+    group_size: G (static).
+    alpha, margin, success_threshold, min_relative_margin: see `cut_lengths_b`.
+    correct_reward, wrong_reward: the outcome values.
+
+  Returns:
+    (RewardOutput with rewards_b and loss_mask_bt, state, metrics: dot/cut_frac,
+     dot/cut_tokens_frac, dot/recheck_pass).
+  """
+  del alpha, margin, success_threshold, min_relative_margin  # host-side knobs
+  if batch.cut_length_b is None or batch.cut_correct_b is None:
+    raise ValueError("reward 'dot' needs Rollout.cut_length_b and cut_correct_b "
+                     "(train.host_features)")
+  cut_len_b = jnp.minimum(batch.cut_length_b, batch.length_b)
+  cut_b = batch.correct_b & (cut_len_b < batch.length_b)
+  ok_b = jnp.where(cut_b, batch.cut_correct_b.astype(bool), batch.correct_b)
+  r_b = jnp.where(ok_b, correct_reward, wrong_reward).astype(jnp.float32)
+  pos_bt = jnp.arange(batch.mask_bt.shape[1])[None, :]
+  keep_bt = jnp.where(cut_b[:, None], pos_bt < cut_len_b[:, None], True).astype(jnp.float32)
+  out = types.make_reward_output(batch, r_b, loss_mask_bt=keep_bt)
+  cut_f = cut_b.astype(jnp.float32)
+  cut_tokens = ((1.0 - keep_bt) * batch.mask_bt).sum()
+  metrics = {"dot/cut_frac": cut_f.mean(),
+             "dot/cut_tokens_frac": cut_tokens / jnp.maximum(batch.mask_bt.sum(), 1.0),
+             "dot/recheck_pass": (cut_f * ok_b).sum() / jnp.maximum(cut_f.sum(), 1.0)}
+  return out, _record_pass_rate(state, r_b, group_size), metrics
