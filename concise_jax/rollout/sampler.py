@@ -25,6 +25,9 @@ class SamplingParams:
   eos_ids: tuple[int, ...] = ()     # any of these ends a row (the token is kept in the completion).
   stop_sequences: tuple[tuple[int, ...], ...] = ()  # token-id suffixes that also end a row.
   pad_id: int = 0
+  # Also return the entropy of the (tempered, top-k/p) sampling distribution per generated
+  # token (PEAR, CEEH): one extra [B, V] reduction per step, so off by default.
+  return_entropy: bool = False
 
 
 @flax.struct.dataclass
@@ -36,6 +39,8 @@ class SampleOutput:
   length_b: jax.Array      # [B] int32 completion length in tokens
   finished_b: jax.Array    # [B] bool, ended by EOS or a stop sequence
   truncated_b: jax.Array   # [B] bool, hit its token budget before finishing
+  entropy_bt: jax.Array | None = None  # [B, T] f32 sampling-distribution entropy (0 on padding);
+                                       #   None unless sp.return_entropy
 
 
 @flax.struct.dataclass
@@ -48,6 +53,7 @@ class _DecodeState:
   length_b: jax.Array
   done_b: jax.Array
   finished_b: jax.Array
+  entropy_bt: jax.Array | None = None   # only with sp.return_entropy
 
 
 def process_logits(logits_bv: jax.Array, sp: SamplingParams) -> jax.Array:
@@ -95,15 +101,24 @@ def sample_categorical(key: jax.Array, logp_bv: jax.Array) -> jax.Array:
   return jnp.where(p_tok_b > 0, tok_b, jnp.argmax(logp_bv, axis=-1))
 
 
+def _entropy_b(logp_bv: jax.Array) -> jax.Array:
+  """[B] entropy of a row-normalised log-distribution; -inf entries (top-k/p) add 0."""
+  p_bv = jnp.exp(logp_bv)
+  return -jnp.sum(jnp.where(p_bv > 0, p_bv * logp_bv, 0.0), axis=-1)
+
+
 def _choose_tokens(logits_bv, key, sp: SamplingParams):
-  """Returns (token [B], its log-prob under the sampling distribution [B])."""
+  """Returns (token [B], its log-prob under the sampling distribution [B], the distribution's
+  entropy [B] or None unless `sp.return_entropy`)."""
   if sp.temperature == 0.0:
     logp_bv = jax.nn.log_softmax(logits_bv.astype(jnp.float32), axis=-1)
     tok_b = jnp.argmax(logits_bv, axis=-1)
   else:
     logp_bv = jax.nn.log_softmax(process_logits(logits_bv, sp), axis=-1)
     tok_b = sample_categorical(key, logp_bv)
-  return tok_b.astype(jnp.int32), jnp.take_along_axis(logp_bv, tok_b[:, None], axis=-1)[:, 0]
+  entropy_b = _entropy_b(logp_bv) if sp.return_entropy else None
+  return (tok_b.astype(jnp.int32), jnp.take_along_axis(logp_bv, tok_b[:, None], axis=-1)[:, 0],
+          entropy_b)
 
 
 def _stop_hit(tokens_bt, pos, sp: SamplingParams) -> jax.Array:
@@ -121,7 +136,7 @@ def _stop_pad(sp: SamplingParams) -> int:
 
 
 def _decode_loop_step(cfg, params, sp, key, budget_b, steering, s: _DecodeState) -> _DecodeState:
-  tok_b, logp_b = _choose_tokens(s.logits_bv, jax.random.fold_in(key, s.step), sp)
+  tok_b, logp_b, entropy_b = _choose_tokens(s.logits_bv, jax.random.fold_in(key, s.step), sp)
   live_b = ~s.done_b
   tok_b = jnp.where(live_b, tok_b, sp.pad_id)
   col = s.step + _stop_pad(sp)
@@ -131,11 +146,15 @@ def _decode_loop_step(cfg, params, sp, key, budget_b, steering, s: _DecodeState)
   length_b = s.length_b + live_b
   ended_b = live_b & (jnp.isin(tok_b, jnp.asarray(sp.eos_ids or (-1,), jnp.int32))
                       | _stop_hit(tokens_bt, col, sp))
+  entropy_bt = s.entropy_bt
+  if entropy_b is not None:
+    entropy_bt = jax.lax.dynamic_update_slice_in_dim(
+        entropy_bt, jnp.where(live_b, entropy_b, 0.0)[:, None], s.step, axis=1)
   logits_bv, cache = transformer.decode_step(cfg, params, tok_b, s.cache, steering)
   return _DecodeState(step=s.step + 1, logits_bv=logits_bv, cache=cache, tokens_bt=tokens_bt,
                       logp_bt=logp_bt, length_b=length_b,
                       done_b=s.done_b | ended_b | (length_b >= budget_b),
-                      finished_b=s.finished_b | ended_b)
+                      finished_b=s.finished_b | ended_b, entropy_bt=entropy_bt)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "sp", "num_samples"))
@@ -171,7 +190,8 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
       step=jnp.zeros((), jnp.int32), logits_bv=rep(logits_pv, 0), cache=cache,
       tokens_bt=jnp.full((b, pad + t), -1, jnp.int32), logp_bt=jnp.zeros((b, t), jnp.float32),
       length_b=jnp.zeros((b,), jnp.int32), done_b=budget_b <= 0,
-      finished_b=jnp.zeros((b,), bool))
+      finished_b=jnp.zeros((b,), bool),
+      entropy_bt=jnp.zeros((b, t), jnp.float32) if sp.return_entropy else None)
   decode_params = transformer.unstack_layers(params)  # once, outside the loop
   step_fn = functools.partial(_decode_loop_step, cfg, decode_params, sp, key, budget_b, steering)
   state = jax.lax.while_loop(lambda st: (st.step < t) & ~jnp.all(st.done_b), step_fn, state)
@@ -179,4 +199,4 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
   tokens_bt = jnp.where(mask_bt > 0, state.tokens_bt[:, pad:], sp.pad_id)
   return SampleOutput(tokens_bt=tokens_bt, logp_bt=state.logp_bt, mask_bt=mask_bt,
                       length_b=state.length_b, finished_b=state.finished_b,
-                      truncated_b=~state.finished_b)
+                      truncated_b=~state.finished_b, entropy_bt=state.entropy_bt)

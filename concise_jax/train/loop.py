@@ -14,6 +14,7 @@ fold_in per refill batch — all pure functions of (seed, step), hence resumable
 import dataclasses
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from absl import logging
 from concise_jax import data, filters, models, rewards, sharding, types
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
+from concise_jax.train import host_features
 from concise_jax.train.state import TrainState, init_train_state, state_shardings
 from concise_jax.verify import Verifier
 
@@ -156,15 +158,23 @@ class _Run:
   eval_examples: list
   check: rollout_step.CheckFn
   sample_rng: jax.Array             # fold_in(key(seed), 2): per-step keys fold in the step
+  features: Any = None              # host_features.HostFeatures, or None (reward needs none)
+  monitor_examples: list = dataclasses.field(default_factory=list)  # LASER-D/DE monitor set
 
 
 @dataclasses.dataclass
 class RunResult:
-  """What `run` returns: the last state and metrics, and whether a NaN guard stopped it."""
+  """What `run` returns: the last state and metrics, and whether a NaN guard stopped it.
+
+  `eval_before` / `eval_after` are the held-out evaluations at step 0 and at the last step
+  (empty when evaluation is off); `eval_before` is read back from the workdir after a resume.
+  """
   step: int
   halted: bool
   metrics: dict
   state: TrainState
+  eval_before: dict = dataclasses.field(default_factory=dict)
+  eval_after: dict = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- one step
@@ -175,7 +185,8 @@ def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, grou
   """(scored rollout, number of prompts cut to max_prompt_tokens)."""
   batch, _, stats = rollout_step.rollout_batch(
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
-      key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check)
+      key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check,
+      features=r.features)
   return batch, stats["prompts_cut"]
 
 
@@ -224,10 +235,23 @@ def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, f
   return out
 
 
+def _refresh_band_targets(r: _Run, state: TrainState, step_index: int) -> TrainState:
+  """LASER-D/DE: new band targets from monitor rollouts every monitor_freq steps."""
+  if not host_features.monitor_due(r.config, step_index):
+    return state
+  params = r.fns.model_params(state.params, r.frozen)
+  sp = rollout_step.sampling_params(r.config, r.tokenizer)
+  sample = lambda exs, key, n: _sample_batch(r, params, exs, key, group_size=n, sp=sp)[0]
+  reward_state = host_features.refresh_band_targets(r.config, state.reward_state,
+                                                    r.monitor_examples, sample, step_index)
+  return state.replace(reward_state=jax.device_put(reward_state, r.fns.state_sh.reward_state))
+
+
 def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState, dict]:
   """One rollout + update; the returned metrics are host floats."""
   c = r.config
   t0 = time.perf_counter()
+  state = _refresh_band_targets(r, state, step_index)
   update_batch, reward_state, generated, reward_metrics, stats = _collect_rollouts(
       r, state, jax.random.fold_in(r.sample_rng, step_index))
   t1 = time.perf_counter()
@@ -311,7 +335,9 @@ def _setup(config, workdir: str):
   r = _Run(config=config, model_cfg=model_cfg, tokenizer=tokenizer, fns=fns, frozen=frozen,
            iterator=iterator, index_of={ex.id: i for i, ex in enumerate(examples)},
            eval_examples=eval_examples, check=check,
-           sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2))
+           sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2),
+           features=host_features.make_host_features(config, tokenizer, check),
+           monitor_examples=examples)
   manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts)
   return r, state, manager, close_checker
 
@@ -345,6 +371,9 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
   for note in notes:
     writer.message(note)
   metrics, halted = {}, False
+  evaluating = config.eval.every > 0 and bool(r.eval_examples)
+  eval_before = _eval_before(r, state, workdir, step_index, writer) if evaluating else {}
+  eval_after = {}
   try:
     while step_index < end:
       state, metrics = train_step(r, state, step_index)
@@ -356,8 +385,9 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
                        f"applied, nothing saved; last good checkpoint: step "
                        f"{manager.latest_step()}")
         break
-      if config.eval.every > 0 and r.eval_examples and step_index % config.eval.every == 0:
-        metrics.update(evaluate(r, state))
+      if evaluating and (step_index % config.eval.every == 0 or step_index == end):
+        eval_after = evaluate(r, state)
+        metrics.update(eval_after)
       writer.write(step_index, metrics)
       if step_index % config.train.ckpt_every == 0 or step_index == end:
         checkpoint.save(manager, state, {"data": r.iterator.get_state(),
@@ -368,4 +398,21 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
     writer.close()
     close_checker()
   logging.info("run finished at step %d (halted=%s)", step_index, halted)
-  return RunResult(step=step_index, halted=halted, metrics=metrics, state=state)
+  return RunResult(step=step_index, halted=halted, metrics=metrics, state=state,
+                   eval_before=eval_before, eval_after=eval_after)
+
+
+def _eval_before(r: _Run, state: TrainState, workdir: str, step_index: int, writer) -> dict:
+  """The step-0 evaluation: run and saved to workdir/eval_step0.json on a fresh start, read
+  back on a resume (the initial policy is gone by then)."""
+  path = os.path.join(workdir, "eval_step0.json")
+  if step_index == 0:
+    out = evaluate(r, state)
+    writer.write(0, out, advance=False)
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(out, f, indent=2, sort_keys=True)
+    return out
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  return {}

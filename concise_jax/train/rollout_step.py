@@ -12,6 +12,7 @@ import numpy as np
 
 from concise_jax import data, rollout, types, verify
 from concise_jax.rollout.generate import chat_ids
+from concise_jax.train import host_features
 from concise_jax.rewards import reflection
 from concise_jax.verify import extract
 
@@ -39,7 +40,8 @@ def sampling_params(config, tokenizer, *, temperature: float | None = None):
       max_new_tokens=config.rollout.max_new_tokens,
       temperature=config.rollout.temperature if temperature is None else temperature,
       top_k=config.rollout.top_k, top_p=config.rollout.top_p,
-      eos_ids=tuple(tokenizer.eos_ids), pad_id=tokenizer.pad_id)
+      eos_ids=tuple(tokenizer.eos_ids), pad_id=tokenizer.pad_id,
+      return_entropy=host_features.needs_entropy(config))
 
 
 def encode_prompts(tokenizer, examples: Sequence[data.Example],
@@ -79,7 +81,8 @@ def check_in_process(completions, references, kinds) -> list[bool]:
 def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Example],
                   prompt_index_p: Sequence[int], key: jax.Array, *,
                   sp: rollout.SamplingParams, group_size: int, fmt: PromptFormat,
-                  check: CheckFn) -> tuple[types.Rollout, list[str], dict]:
+                  check: CheckFn, features: Callable | None = None,
+                  ) -> tuple[types.Rollout, list[str], dict]:
   """Samples `group_size` completions per example and scores their correctness.
 
   Args:
@@ -92,6 +95,7 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     group_size: G.
     fmt: prompt formatting.
     check: the verifier.
+    features: optional `host_features.HostFeatures` filling the fields the reward reads.
 
   Returns:
     (Rollout with B = P·G numpy rows incl. prompt tokens, completion texts, stats dict).
@@ -117,4 +121,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
       # ARLCP reads this; cheap regex counts, so every rollout carries it
       reflection_count_b=np.asarray([reflection.count_reflections(t) for t in texts],
                                     np.int32))
+  if out.entropy_bt is not None:   # sampler flag set because the reward reads it
+    batch = batch.replace(token_entropy_bt=np.asarray(out.entropy_bt, np.float32))
+  if features is not None:
+    batch = features(batch, texts, list(refs), list(kinds))
   return batch, texts, {"prompts_cut": cut}

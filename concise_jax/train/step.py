@@ -145,14 +145,15 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
   old_from_current = recompute_old and opt_steps_per_update == 1
 
   def micro_loss(trainable, frozen, micro):
-    rollout, adv_bt, mask_bt, weight_bt = micro
+    rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt = micro
     logp_bt, entropy_bt = logp_fn(policy.model_params(trainable, frozen), _sequences(rollout))
     sampled_logp_bt = rollout.old_logp_bt
     if old_from_current:
       rollout = rollout.replace(old_logp_bt=jax.lax.stop_gradient(logp_bt))
     weighted = lambda loss_bt, m_bt: jnp.sum(jnp.where(m_bt > 0, loss_bt * weight_bt, 0.0))
     loss, metrics = losses.compute_loss(logp_bt, adv_bt, mask_bt, rollout, aggregate=weighted,
-                                        entropy_bt=entropy_bt, **loss_kwargs)
+                                        entropy_bt=entropy_bt if entropy_w_bt is None
+                                        else entropy_bt * entropy_w_bt, **loss_kwargs)
     metrics["policy/entropy"] = jax.lax.stop_gradient(
         losses.AGGREGATIONS.get("token_mean")(entropy_bt, mask_bt))
     if old_from_current:
@@ -162,10 +163,10 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
 
   grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
-  def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt):
+  def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt, entropy_w_bt):
     weight_bt = aggregation_weights(aggregate, mask_bt)
     n_micro = mask_bt.shape[0] // _rows_per_chunk(mask_bt.shape[0], micro_rows)
-    micro = _split((rollout, adv_bt, mask_bt, weight_bt), n_micro)
+    micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro)
 
     def body(grads, xs):
       (_, metrics), g = grad_fn(trainable, frozen, xs)
@@ -196,6 +197,8 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     rollout = batch.rollout
     mask_bt = losses.loss_mask(rollout, batch.reward_out, batch.keep_b)
     adv_bt, adv_metrics = advantage_fn(batch.reward_out, rollout, mask_bt)
+    # Rewards that shape A per token (CEEH) hand over a capped bonus; None: unchanged.
+    adv_bt = types.add_advantage_bonus(adv_bt, batch.reward_out, mask_bt)
     b = mask_bt.shape[0]
     no_grad_rows = _rows_per_chunk(b, micro_rows)
     if recompute_old and not old_from_current:
@@ -204,7 +207,9 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     if kl_coef != 0.0:
       rollout = rollout.replace(ref_logp_bt=_batched_logp(
           logp_fn, policy.ref_params(frozen), rollout, no_grad_rows))
-    minibatches = _split((rollout, adv_bt, mask_bt), num_minibatches)
+    # entropy_weight_bt (CEEH max-entropy mode) weights the entropy bonus per token; None = 1.
+    minibatches = _split((rollout, adv_bt, mask_bt, batch.reward_out.entropy_weight_bt),
+                         num_minibatches)
 
     def epoch(carry, _):
       return jax.lax.scan(functools.partial(opt_step, frozen), carry, minibatches)

@@ -1,0 +1,26 @@
+r"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969; rewards.md §5).
+
+No length penalty: inside all-correct groups the answers longer than ⌊mean + 3·std⌋ by at least
+32 tokens are cut there (the cut tokens leave the loss) and the cut text is re-verified on the
+host (`train.host_features`), which usually fails. GRPO advantages, clip 0.2/0.2,
+seq-mean-token-mean. DAPO-style dynamic sampling drops zero-variance groups (`nonzero_variance`,
+on raw correctness; DOT's predictive oversampling and its KL-Cov loss are not implemented, so
+no KL term here).
+
+  python -m concise_jax.main --config=configs/dot.py:model=tiny,runlocal --workdir=runs/x
+
+Arg: `model=smollm2|tiny` (default smollm2) and `runlocal` (a seconds-long CPU run).
+"""
+from configs import grpo
+
+
+def get_config(arg: str | None = None):
+  c = grpo.get_config(arg)
+  c.reward.name = "dot"
+  c.reward.dot.alpha = 3.0                # T_g = floor(mean + alpha * std), ddof 1
+  c.reward.dot.margin = 32.0              # cut when L - T_g >= 32 tokens
+  c.reward.dot.success_threshold = 1.0    # only all-correct groups are cut
+  c.filter.name = "nonzero_variance"      # dynamic sampling (DOT's own is predictive)
+  c.aggregation.name = "seq_mean_token_mean"  # the paper runner's loss_agg_mode
+  c.kl.coef = 0.0                         # DOT uses KL-Cov (not implemented), no KL loss
+  return c
