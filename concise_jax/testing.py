@@ -67,6 +67,7 @@ _OPTIONAL_FILL = {
     "reflection_count_b": lambda rng, b, t: rng.integers(0, 100, b).astype(np.int32),
     "repetitive_b": lambda rng, b, t: rng.integers(0, 2, b).astype(bool),
     "ref_logp_bt": lambda rng, b, t: -rng.uniform(0.0, 3.0, (b, t)).astype(np.float32),
+    "teacher_logp_bt": lambda rng, b, t: -rng.uniform(0.0, 3.0, (b, t)).astype(np.float32),
 }
 
 

@@ -34,6 +34,8 @@ class Rollout:
   prompt_tokens_bs: jax.Array | None = None    # [B, S] int32 left-padded prompt tokens
   prompt_mask_bs: jax.Array | None = None      # [B, S] float32 1 on real prompt tokens
   ref_logp_bt: jax.Array | None = None         # [B, T] float32 reference-policy log-probs (KL)
+  teacher_logp_bt: jax.Array | None = None     # [B, T] float32 teacher / initial-policy log-probs
+                                               #   (KDRL, DPH-RL; filled by the update)
   token_entropy_bt: jax.Array | None = None    # [B, T] float32 sampling-policy entropy (PEAR, CEEH)
   budget_b: jax.Array | None = None            # [B] int32 prompt-stated budget (L1), -1 if none
   think_mask_bt: jax.Array | None = None       # [B, T] float32 1 before </think> (PEAR)

@@ -162,11 +162,31 @@ ADVANTAGE_DEFAULTS = {
         "eps": 1e-6,                 # added to the group std
     },
     "dr_grpo": {},                   # mean-centred only; no knobs
+    "rloo": {},                      # leave-one-out baseline, G/(G-1)(r - mean_g); no knobs
+    "reinforce_pp": {                # REINFORCE++: batch-whitened discounted returns
+        "gamma": 1.0,                # discount of the token-reward return (verl default)
+        "eps": 1e-8,                 # added to the batch variance (verl masked_whiten)
+    },
+    "reinforce_pp_baseline": {       # DLER's batch-wise normalisation (rewards.md section 2)
+        "eps": 1e-8,                 # added to the batch variance (verl masked_whiten)
+    },
+    "gtpo": {                        # GTPO authors' code defaults (objectives.md section 6a)
+        "w_conflict": 2.0,           # lambda on conflict tokens of positive completions (W_RAW)
+        "ent_threshold": 0.7,        # mean entropy above which A_i is zeroed (~ ln 2)
+        "ent_scale": 0.1,            # gamma: A_i -= ent_scale * mean entropy below the threshold
+        "divide_by_conflicts": True,  # code divides by #conflict tokens; README formula does not
+        "std_ddof": 1,               # group std of the GRPO base advantage (unbiased)
+        "eps": 1e-6,                 # added to the group std
+    },
 }
 
 FILTER_DEFAULTS = {
     "none": {},                      # keep every group
     "nonzero_variance": {},          # DAPO: keep groups with 0 < #correct < G (raw correctness)
+    "balanced_difficulty": {         # Bae et al. arXiv:2504.03380; band recalled, not sourced
+        "p_low": 0.25,               # keep groups with pass rate >= p_low
+        "p_high": 0.75,              # ... and <= p_high
+    },
 }
 
 POLICY_LOSS_DEFAULTS = {
@@ -174,6 +194,46 @@ POLICY_LOSS_DEFAULTS = {
         "eps_low": 0.2,              # ratio lower bound 1 - eps_low
         "eps_high": 0.2,             # ratio upper bound 1 + eps_high (DAPO clip-higher: 0.28)
         "dual_clip_c": None,         # None = off; verl default 3.0, DLER 10.0 (negative A only)
+        "log_ratio_clamp": 20.0,     # |logp - old_logp| bound before exp
+    },
+    "gspo": {                        # GSPO paper v2 section 5.1 (LUSPO: 2e-3 / 2.5e-3)
+        "eps_low": 3e-4,             # sequence-ratio lower bound 1 - eps_low
+        "eps_high": 4e-4,            # sequence-ratio upper bound 1 + eps_high
+        "seq_log_ratio_max": 10.0,   # upper clamp of log s (verl)
+    },
+    "cispo": {                       # MiniMax-M1; eps values inferred (paper's not found)
+        "eps_low": 1.0,              # weight lower bound 1 - eps_low (1.0 = lower clip off)
+        "eps_high": 4.0,             # weight upper bound 1 + eps_high (= ScaleRL's cap 5.0)
+        "cap_mode": "band",          # "band" (paper, verl) or "abs_max" (TRL: min(rho, abs_cap))
+        "abs_cap": 5.0,              # absolute cap on rho in "abs_max" mode (ScaleRL)
+        "log_ratio_clamp": 20.0,     # |logp - old_logp| bound before exp
+    },
+    "dispo": {                       # DISPO; form and all four bounds inferred (not found)
+        "eps_low_pos": 0.2,          # correct responses: weight >= 1 - eps_low_pos
+        "eps_high_pos": 0.28,        # correct responses: weight <= 1 + eps_high_pos
+        "eps_low_neg": 0.2,          # incorrect responses: weight >= 1 - eps_low_neg
+        "eps_high_neg": 0.28,        # incorrect responses: weight <= 1 + eps_high_neg
+        "outside_band": "mask",      # "mask" (no gradient outside) or "clip" (CISPO, 4 bounds)
+        "log_ratio_clamp": 20.0,     # |logp - old_logp| bound before exp
+    },
+    "reinforce": {},                 # -A * exp(logp - sg(logp)); GTPO's on-policy ratio
+    "kdrl": {                        # KDRL (objectives.md section 9a); needs config.teacher.model
+        "kd_coef": 5e-3,             # beta (paper anneals 5e-3 -> 1e-3; constant here)
+        "estimator": "k2",           # KL estimator of the reverse KL to the teacher
+        "mask_correct": True,        # reward-guided KD: no KD term on correct responses
+        "eps_low": 0.2,              # PPO surrogate lower clip
+        "eps_high": 0.2,             # PPO surrogate upper clip
+        "dual_clip_c": None,         # PPO dual clip (None = off)
+        "log_ratio_clamp": 20.0,     # |logp - old_logp| bound before exp
+    },
+    "dph_rl": {                      # DPH-RL (section 9b); needs config.teacher.model = "init"
+        "divergence": "fwd_kl",      # "fwd_kl" KL(pi_0 || pi) or "js"
+        "coef": 0.1,                 # eta of the rehearsal divergence (inferred)
+        "pef_threshold": 1.0,        # group pass rate from which only the divergence applies
+        "is_cap": 5.0,               # cap of the pi_0 / pi_old sample weight; None = weight 1
+        "eps_low": 0.2,              # PPO surrogate lower clip
+        "eps_high": 0.2,             # PPO surrogate upper clip
+        "dual_clip_c": None,         # PPO dual clip (None = off)
         "log_ratio_clamp": 20.0,     # |logp - old_logp| bound before exp
     },
 }
@@ -184,6 +244,9 @@ AGGREGATION_DEFAULTS = {
         "norm_const": 1.0,           # constant divisor; Dr. GRPO sets it to L_max (max_new_tokens)
     },
     "seq_mean_token_mean": {},       # GRPO paper: mean over tokens, then over sequences
+    "seq_mean_token_sum_norm": {
+        "norm_const": None,          # C of sum(m L) / C (no / B, verl); None = padded width T
+    },
 }
 
 KL_DEFAULTS = {
@@ -191,6 +254,8 @@ KL_DEFAULTS = {
         "log_ratio_clamp": 20.0,     # |ref - logp| bound before exp (verl low_var_kl)
         "value_clamp": 10.0,         # bound on the per-token estimate (verl low_var_kl)
     },
+    "k1": {},                        # logp - ref (unbiased value, zero-mean gradient)
+    "k2": {},                        # (logp - ref)^2 / 2 (gradient-unbiased reverse KL)
 }
 
 
@@ -278,11 +343,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.reward.name = "correctness"       # rewards.REWARDS
   c.advantage.name = "grpo"           # advantages.ADVANTAGES
   c.filter.name = "none"              # filters.GROUP_FILTERS ("nonzero_variance" = DAPO)
+  c.filter.mask_truncated = False     # DAPO overlong filtering: truncated samples get no loss
   c.loss.name = "ppo_clip"            # losses.POLICY_LOSSES
   c.loss.entropy_coef = 0.0           # entropy bonus weight
   c.aggregation.name = "token_mean"   # losses.AGGREGATIONS
   c.kl.name = "k3"                    # losses.KL_ESTIMATORS
   c.kl.coef = 0.0                     # beta; 0 skips the reference forward entirely
+
+  c.teacher = ml_collections.ConfigDict()
+  c.teacher.model = ""                # "" = none; "init" = initial policy; else a model name or
+                                      #   path with the student's tokenizer (KDRL, DPH-RL)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-6                   # peak learning rate (verl / DeepSeekMath)

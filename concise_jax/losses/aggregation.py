@@ -50,3 +50,16 @@ def seq_mean_token_mean(loss_bt: jax.Array, mask_bt: jax.Array) -> jax.Array:
   n_b = mask_bt.sum(axis=1)
   per_seq_b = safe_divide(masked_bt(loss_bt, mask_bt).sum(axis=1), n_b)
   return safe_divide(per_seq_b.sum(), (n_b > 0).sum())
+
+
+@AGGREGATIONS.register("seq_mean_token_sum_norm")
+def seq_mean_token_sum_norm(loss_bt: jax.Array, mask_bt: jax.Array, *,
+                            norm_const: float | None = None) -> jax.Array:
+  """Σ_i Σ_t m·L / C (verl `seq-mean-token-sum-norm`, its Dr. GRPO setting; objectives.md §1–2).
+
+  Unlike `seq_mean_token_sum` (the oat / TRL Dr. GRPO form, ÷ B'·L_max) verl does NOT divide by
+  the number of sequences, so the two differ by the factor B' (an lr rescale). C =
+  `norm_const`, or the padded response width T (a static shape, verl's default) when None.
+  """
+  c = float(mask_bt.shape[1]) if norm_const is None else norm_const
+  return masked_bt(loss_bt, mask_bt).sum() / c

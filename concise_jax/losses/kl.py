@@ -26,3 +26,35 @@ def k3(logp_bt: jax.Array, ref_logp_bt: jax.Array, *, log_ratio_clamp: float = 2
   neg_d_bt = jnp.clip(jax.lax.stop_gradient(ref_logp_bt) - logp_bt,
                       -log_ratio_clamp, log_ratio_clamp)
   return jnp.clip(jnp.exp(neg_d_bt) - neg_d_bt - 1.0, -value_clamp, value_clamp)
+
+
+@KL_ESTIMATORS.register("k1")
+def k1(logp_bt: jax.Array, ref_logp_bt: jax.Array) -> jax.Array:
+  """k1 = logp − ref (verl `kl`/`k1`; Schulman 2020): unbiased value of KL(π_θ ‖ π_ref) on
+  samples of π_θ, but its gradient ∇logp has zero mean on-policy — it only regularises through
+  the sampling, so prefer k2/k3 as a loss term.
+
+  Args:
+    logp_bt: [B, T] current log-probs (differentiable).
+    ref_logp_bt: [B, T] reference log-probs (no gradient).
+
+  Returns:
+    [B, T] per-token estimate (may be negative).
+  """
+  return logp_bt - jax.lax.stop_gradient(ref_logp_bt)
+
+
+@KL_ESTIMATORS.register("k2")
+def k2(logp_bt: jax.Array, ref_logp_bt: jax.Array) -> jax.Array:
+  """k2 = ½ (logp − ref)² (verl `mse`/`k2`): biased value, but on-policy its gradient
+  (logp − ref)·∇logp equals the true reverse-KL gradient in expectation (objectives.md §1);
+  KDRL's recommended estimator (§9a).
+
+  Args:
+    logp_bt: [B, T] current log-probs (differentiable).
+    ref_logp_bt: [B, T] reference log-probs (no gradient).
+
+  Returns:
+    [B, T] per-token estimate (≥ 0).
+  """
+  return 0.5 * jnp.square(logp_bt - jax.lax.stop_gradient(ref_logp_bt))
