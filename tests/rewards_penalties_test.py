@@ -70,7 +70,8 @@ def test_soft_overlong_wrong_answers_zero_length_and_penalty_factor():
                              [-0.75, 0, 1, 0.75])
   np.testing.assert_allclose(_rewards("soft_overlong", batch, buffer=16, penalty_factor=0.5),
                              [-0.375, 0, 1, 0.875])
-  # explicit L_max = 40 < T: L = 52 > L_max → −1 (the "> L_max" branch).
+  # explicit L_max = 40 < T: L = 52 > L_max → −1 (the paper's "> L_max" branch; verl's
+  # unclipped form would give −(52 − 24)/16 = −1.75, i.e. 1 − 1.75 = −0.75 for this row).
   np.testing.assert_allclose(_rewards("soft_overlong", batch, buffer=16, max_len=40),
                              [-1, 0, 1, 0])
 

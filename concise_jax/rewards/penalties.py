@@ -137,7 +137,9 @@ def soft_overlong(batch: types.Rollout, state: types.RewardState, *, group_size:
   graded penalty over the last `buffer` (L_cache) tokens before the hard cap instead of a
   cliff, so a nearly-too-long correct answer is not treated like a cut-off one. The paper uses
   L_max = 20480 = 16384 + L_cache 4096 with L_max the decode cap (here `max_len=None`);
-  `penalty_factor` is verl's knob (default 1).
+  `penalty_factor` is verl's knob (default 1). Past L_max we keep the paper's −1; verl's form
+  min(−(L − (L_max − L_cache))/L_cache, 0) has no lower clip and keeps falling. The two differ
+  only when `max_len` is set below the rollout cap.
 
   Args:
     batch: the rollout; reads `correct_b`, `length_b` [B].
