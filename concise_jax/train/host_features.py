@@ -35,17 +35,20 @@ REWARD_FEATURES = {
     "pear": ("token_entropy", "think_mask"),
     "decs": ("redundant_mask",),
 }
+# Advantage name → host features it reads (GTPO's entropy gate).
+ADVANTAGE_FEATURES = {"gtpo": ("token_entropy",)}
 # Rewards whose band targets the host refreshes from monitor rollouts.
 MONITORED_REWARDS = ("laser_d", "laser_de")
 THINK_END = "</think>"
 
 
 def needs(config) -> tuple[str, ...]:
-  """Features the configured reward reads (CEEH needs entropy only in its EA mode)."""
+  """Features the configured reward and advantage read (CEEH needs entropy only in EA mode)."""
   name = config.reward.name
+  extra = ADVANTAGE_FEATURES.get(config.advantage.name, ())
   if name == "ceeh" and config.reward.ceeh.entropy_mode != "ea":
-    return ()
-  return REWARD_FEATURES.get(name, ())
+    return extra
+  return tuple(dict.fromkeys(REWARD_FEATURES.get(name, ()) + extra))
 
 
 def needs_entropy(config) -> bool:

@@ -72,13 +72,40 @@ def split_trainable(config, model_cfg, params: dict) -> tuple[Any, dict, Any]:
   trains the params and keeps a frozen copy only when the KL term needs a reference.
   """
   axes = models.param_axes(model_cfg)
+  teacher = {"teacher": load_teacher(config, model_cfg, params)[1]} if config.teacher.model else {}
   if config.model.lora.rank > 0:
     targets = lora.parse_targets(config.model.lora.targets)
     key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), 1)
     adapters = lora.init_lora(params, key, rank=config.model.lora.rank, targets=targets)
-    return adapters, {"base": params}, lora.lora_axes(axes, targets)
+    return adapters, {"base": params, **teacher}, lora.lora_axes(axes, targets)
   frozen = {"ref": params} if config.kl.coef != 0.0 else {}
-  return params, frozen, axes
+  return params, {**frozen, **teacher}, axes
+
+
+def load_teacher(config, model_cfg, params: dict) -> tuple[models.ModelConfig, dict]:
+  """(teacher config, teacher params) for `config.teacher.model` (KDRL, DPH-RL).
+
+  "init" is the initial policy itself (DPH-RL's pi_0); "tiny" a second, differently seeded tiny
+  model (tests); anything else a model name or path loaded like `model.name`, which must share
+  the student's vocabulary (the loss compares log-probs of the same token ids).
+  """
+  name = config.teacher.model
+  if name == "init":
+    return model_cfg, params
+  if name == "tiny":
+    cfg = tiny.tiny_config(remat=config.model.remat)
+    return cfg, init_params(cfg, jax.random.fold_in(jax.random.PRNGKey(config.seed), 3))
+  cfg, teacher_params = _load_named_teacher(name)
+  if cfg.vocab_size != model_cfg.vocab_size:
+    raise ValueError(f"teacher {name!r} has vocab {cfg.vocab_size}, the student "
+                     f"{model_cfg.vocab_size}; they must share a tokenizer")
+  return cfg.replace(remat=config.model.remat), teacher_params
+
+
+@functools.lru_cache(maxsize=1)
+def _load_named_teacher(name: str) -> tuple[models.ModelConfig, dict]:
+  cfg, params, _ = models.load(name)
+  return cfg, params
 
 
 @dataclasses.dataclass
@@ -122,9 +149,12 @@ def _build_update(config, model_cfg, trainable, frozen, trainable_axes, mesh) ->
     abstract = jax.eval_shape(lambda p: init_train_state(
         p, tx, num_prompts=1, rng=jax.random.PRNGKey(0)), trainable)
     state_sh = state_shardings(abstract, tx, trainable_axes, mesh, rules)
-    full_axes = models.param_axes(model_cfg)
-    frozen_sh = {k: sharding.tree_shardings(mesh, full_axes, rules) for k in frozen}
-    update = step.make_update_step(config, model_cfg, tx, schedule)
+    teacher_cfg = (load_teacher(config, model_cfg, {})[0] if config.teacher.model
+                   else None)
+    frozen_axes = {k: models.param_axes(teacher_cfg if k == "teacher" else model_cfg)
+                   for k in frozen}
+    frozen_sh = {k: sharding.tree_shardings(mesh, frozen_axes[k], rules) for k in frozen}
+    update = step.make_update_step(config, model_cfg, tx, schedule, teacher_cfg=teacher_cfg)
     _UPDATES[key] = (step.jit_update_step(update, state_sh, frozen_sh, mesh, rules), tx,
                      state_sh, frozen_sh)
   return _UPDATES[key]

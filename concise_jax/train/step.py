@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from concise_jax import losses, sharding, types
+from concise_jax import filters, losses, sharding, types
 from concise_jax.advantages import ADVANTAGES
 from concise_jax.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
 from concise_jax.models.config import ModelConfig
@@ -54,6 +54,13 @@ class Policy:
   def model_params(self, trainable: Any, frozen: dict) -> dict:
     if self.lora_rank > 0:
       return lora.merge(frozen["base"], trainable, alpha=self.lora_alpha, rank=self.lora_rank)
+    return trainable
+
+  def train_params(self, trainable: Any, frozen: dict) -> dict:
+    """The params the training forward differentiates: LoRA as a side branch, not merged."""
+    if self.lora_rank > 0:
+      return lora.side_branch(frozen["base"], trainable, alpha=self.lora_alpha,
+                              rank=self.lora_rank)
     return trainable
 
   def ref_params(self, frozen: dict) -> dict:
@@ -107,7 +114,8 @@ def _rows_per_chunk(rows: int, wanted: int) -> int:
 
 
 def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransformation,
-                     schedule: optax.Schedule | None = None) -> Callable:
+                     schedule: optax.Schedule | None = None,
+                     teacher_cfg: ModelConfig | None = None) -> Callable:
   """Builds the pure update from the config; wrap it with `jit_update_step`.
 
   Variants are looked up in the registries and their kwargs bound here, once, outside jit.
@@ -117,6 +125,8 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     model_cfg: the model's static config (remat decides backward memory).
     tx: the optimizer (`optim.make_optimizer`).
     schedule: its learning-rate schedule, only for the "optim/lr" metric.
+    teacher_cfg: the teacher's static config when `config.teacher.model` is set (None: the
+      student's); its params are `frozen["teacher"]`.
 
   Returns:
     `update(state: TrainState, frozen: dict, batch: UpdateBatch) -> (TrainState, metrics)`.
@@ -136,6 +146,12 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
       kl_coef=kl_coef, entropy_coef=float(config.loss.entropy_coef))
   logp_fn = functools.partial(_sequence_logp, model_cfg, temperature=logp_temperature(config),
                               chunk=config.train.logp_chunk)
+  # KDRL / DPH-RL: log-probs of the sampled tokens under a frozen teacher (or pi_0), once.
+  teacher_on = bool(config.teacher.model)
+  teacher_logp_fn = functools.partial(_sequence_logp, teacher_cfg or model_cfg,
+                                      temperature=logp_temperature(config),
+                                      chunk=config.train.logp_chunk)
+  mask_truncated = bool(config.filter.mask_truncated)
   ppo_epochs, num_minibatches = config.train.ppo_epochs, config.optim.num_minibatches
   micro_rows, recompute_old = config.optim.micro_batch, config.train.recompute_old_logp
   opt_steps_per_update = ppo_epochs * num_minibatches
@@ -146,7 +162,7 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
 
   def micro_loss(trainable, frozen, micro):
     rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt = micro
-    logp_bt, entropy_bt = logp_fn(policy.model_params(trainable, frozen), _sequences(rollout))
+    logp_bt, entropy_bt = logp_fn(policy.train_params(trainable, frozen), _sequences(rollout))
     sampled_logp_bt = rollout.old_logp_bt
     if old_from_current:
       rollout = rollout.replace(old_logp_bt=jax.lax.stop_gradient(logp_bt))
@@ -195,7 +211,10 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
 
   def update(state: TrainState, frozen: dict, batch: UpdateBatch):
     rollout = batch.rollout
-    mask_bt = losses.loss_mask(rollout, batch.reward_out, batch.keep_b)
+    keep_b = batch.keep_b
+    if mask_truncated:  # DAPO overlong filtering: a per-sample mask (filters/overlong.py)
+      keep_b = filters.overlong.mask_truncated(keep_b, rollout)
+    mask_bt = losses.loss_mask(rollout, batch.reward_out, keep_b)
     adv_bt, adv_metrics = advantage_fn(batch.reward_out, rollout, mask_bt)
     # Rewards that shape A per token (CEEH) hand over a capped bonus; None: unchanged.
     adv_bt = types.add_advantage_bonus(adv_bt, batch.reward_out, mask_bt)
@@ -207,6 +226,9 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     if kl_coef != 0.0:
       rollout = rollout.replace(ref_logp_bt=_batched_logp(
           logp_fn, policy.ref_params(frozen), rollout, no_grad_rows))
+    if teacher_on:
+      rollout = rollout.replace(teacher_logp_bt=_batched_logp(
+          teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows))
     # entropy_weight_bt (CEEH max-entropy mode) weights the entropy bonus per token; None = 1.
     minibatches = _split((rollout, adv_bt, mask_bt, batch.reward_out.entropy_weight_bt),
                          num_minibatches)
