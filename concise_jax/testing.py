@@ -61,14 +61,18 @@ def make_rollout(
   )
 
 
-# Per-field fill for `with_optional_fields`; a field missing here is filled by its suffix.
+# Per-field fill for `with_optional_fields`: (rng, batch) → value. A field missing here is
+# filled by its suffix.
 _OPTIONAL_FILL = {
-    "budget_b": lambda rng, b, t: rng.integers(1, 2 * t + 1, b).astype(np.int32),
-    "reflection_count_b": lambda rng, b, t: rng.integers(0, 100, b).astype(np.int32),
-    "repetitive_b": lambda rng, b, t: rng.integers(0, 2, b).astype(bool),
-    "ref_logp_bt": lambda rng, b, t: -rng.uniform(0.0, 3.0, (b, t)).astype(np.float32),
-    "teacher_logp_bt": lambda rng, b, t: -rng.uniform(0.0, 3.0, (b, t)).astype(np.float32),
+    "budget_b": lambda rng, x: rng.integers(1, 2 * x.mask_bt.shape[1] + 1, x.batch_size),
+    "reflection_count_b": lambda rng, x: rng.integers(0, 100, x.batch_size),
+    "repetitive_b": lambda rng, x: rng.integers(0, 2, x.batch_size).astype(bool),
+    "ref_logp_bt": lambda rng, x: -rng.uniform(0.0, 3.0, x.mask_bt.shape),
+    "teacher_logp_bt": lambda rng, x: -rng.uniform(0.0, 3.0, x.mask_bt.shape),
+    "cut_length_b": lambda rng, x: rng.integers(0, np.asarray(x.length_b) + 1),
+    "cut_correct_b": lambda rng, x: rng.integers(0, 2, x.batch_size).astype(bool),
 }
+_FILL_DTYPES = {"i": np.int32, "u": np.int32, "f": np.float32, "b": bool}
 
 
 def with_optional_fields(batch: types.Rollout, *, seed: int = 0,
@@ -77,8 +81,8 @@ def with_optional_fields(batch: types.Rollout, *, seed: int = 0,
 
   For registry-wide tests: a method reading any optional input gets one. Fields are found by
   introspection, so fields added to `Rollout` later are filled too: [B] ones as small int32,
-  [B, T] ones as float32 in [0, 1) under the completion mask, [B, S] ones as prompt-shaped
-  (`prompt_len` columns). Given fields are kept.
+  [B, T] masks as random 0/1 and other [B, T] ones as float32 in [0, 1), both under the
+  completion mask, [B, S] ones as prompt-shaped (`prompt_len` columns). Given fields are kept.
   """
   rng = np.random.default_rng(seed)
   b, t = batch.mask_bt.shape
@@ -88,7 +92,10 @@ def with_optional_fields(batch: types.Rollout, *, seed: int = 0,
     if field.default is not None or getattr(batch, field.name) is not None:
       continue
     if field.name in _OPTIONAL_FILL:
-      value = _OPTIONAL_FILL[field.name](rng, b, t)
+      value = np.asarray(_OPTIONAL_FILL[field.name](rng, batch))
+      value = value.astype(_FILL_DTYPES[value.dtype.kind])
+    elif field.name.endswith("mask_bt"):   # 0/1 masks inside the completion
+      value = (rng.uniform(0.0, 1.0, (b, t)) < 0.5).astype(np.float32) * mask_bt
     elif field.name.endswith("_bt"):
       value = rng.uniform(0.0, 1.0, (b, t)).astype(np.float32) * mask_bt
     elif field.name.endswith("_bs"):
