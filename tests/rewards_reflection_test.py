@@ -5,8 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import data, rollout, testing, types
 from concise_jax.rewards import REWARDS, reflection
+from concise_jax.train import rollout_step
 from configs import common
 
 STATE = types.init_reward_state(num_prompts=8)
@@ -83,3 +84,24 @@ def test_arlcp_requires_reflection_counts():
   batch = testing.make_rollout([1, 0], [3, 4])
   with pytest.raises(ValueError, match="reflection_count_b"):
     _jitted(2)(batch, STATE)
+
+
+def test_rollout_batch_fills_reflection_counts(monkeypatch):
+  # The host side, without a model: stub prompt encoding, sampling and decoding.
+  texts = ["Wait, 4. Hmm, but check: 4", "4", "hold on... Alternatively 5", ""]
+  out = rollout.sampler.SampleOutput(
+      tokens_bt=np.ones((4, 3), np.int32), logp_bt=np.zeros((4, 3), np.float32),
+      mask_bt=np.ones((4, 3), np.int32), length_b=np.full(4, 3, np.int32),
+      finished_b=np.ones(4, bool), truncated_b=np.zeros(4, bool))
+  monkeypatch.setattr(rollout_step, "encode_prompts",
+                      lambda tok, ex, fmt: (np.ones((2, 2), np.int32), np.ones((2, 2)), 0))
+  monkeypatch.setattr(rollout, "sample", lambda *args, **kwargs: out)
+  monkeypatch.setattr(rollout, "completions_to_text", lambda tok, o: texts)
+  examples = [data.Example(id=f"x/{i}", prompt="2+2?", answer="4", difficulty=1,
+                           split="train", source="x") for i in range(2)]
+  batch, _, _ = rollout_step.rollout_batch(
+      None, None, None, examples, [0, 1], None, sp=None, group_size=2,
+      fmt=rollout_step.PromptFormat(), check=lambda c, r, k: [False] * len(c))
+  # wait + hmm + but + check = 4; none; hold on + alternatively = 2; empty text = 0
+  np.testing.assert_array_equal(batch.reflection_count_b, [4, 0, 2, 0])
+  assert batch.reflection_count_b.dtype == np.int32
