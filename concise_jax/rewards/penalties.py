@@ -21,7 +21,7 @@ def cosine_interp_b(length_b: jax.Array, max_len: int, at_zero: float | jax.Arra
   at L = max_len; lengths outside [0, max_len] are clipped.
 
   CosFn(t, T, η_min, η_max) = η_min + ½(η_max − η_min)(1 + cos(tπ/T)) with η_max = at_zero and
-  η_min = at_max (arXiv:2502.03373 §4.2, Eq. 1).
+  η_min = at_max (arXiv:2502.03373 §4.2).
   """
   frac_b = jnp.clip(length_b.astype(jnp.float32) / max_len, 0.0, 1.0)
   return at_max + 0.5 * (at_zero - at_max) * (1.0 + jnp.cos(jnp.pi * frac_b))
