@@ -16,7 +16,8 @@ def _advantage(name, rewards, group_size, length=None, **overrides):
   """adv_bt, metrics for hand-given rewards; rows are fully valid unless `length` says not."""
   rewards = np.asarray(rewards, np.float32)
   length = [3] * len(rewards) if length is None else length
-  batch = testing.make_rollout(correct=rewards > 0, length=length, max_len=3)
+  batch = testing.make_rollout(correct=rewards > 0, length=length, max_len=3,
+                               token_entropy_bt=np.full((len(rewards), 3), 0.1, np.float32))
   reward_out = types.make_reward_output(batch, jnp.asarray(rewards))
   fn = _jitted(name, group_size, tuple(sorted(overrides.items())))
   adv_bt, metrics = fn(reward_out, batch, batch.mask_bt)
@@ -69,14 +70,20 @@ def test_dr_grpo_golden():
                              rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ADVANTAGES.names())
+# Estimators whose advantage is not centred within each group (own tests cover their edges):
+# REINFORCE++ takes the batch mean as baseline; GTPO subtracts an entropy penalty from A_i.
+NOT_GROUP_CENTRED = ("reinforce_pp", "gtpo")
+GROUP_CENTRED = [n for n in ADVANTAGES.names() if n not in NOT_GROUP_CENTRED]
+
+
+@pytest.mark.parametrize("name", GROUP_CENTRED)
 def test_all_equal_groups_give_zero_not_nan(name):
   # all correct, all wrong, and a non-dyadic constant whose float32 mean has rounding error.
   adv_bt, _ = _advantage(name, [1, 1, 1, 0, 0, 0, 0.7, 0.7, 0.7], 3)
   np.testing.assert_array_equal(adv_bt, np.zeros_like(adv_bt))
 
 
-@pytest.mark.parametrize("name", ADVANTAGES.names())
+@pytest.mark.parametrize("name", GROUP_CENTRED)
 def test_single_sample_groups_give_zero(name):
   adv_bt, _ = _advantage(name, [1, 0, 0.3], 1)      # G = 1: no baseline, no signal
   np.testing.assert_array_equal(adv_bt, np.zeros_like(adv_bt))
@@ -86,8 +93,9 @@ def test_single_sample_groups_give_zero(name):
 def test_zero_length_and_partial_rows_are_masked(name):
   adv_bt, _ = _advantage(name, [1, 0, 1, 0], 4, length=[3, 0, 1, 2])
   assert np.all(adv_bt[1] == 0)                     # zero-length row: nothing to train
-  assert adv_bt[2, 0] > 0 and np.all(adv_bt[2, 1:] == 0)
-  assert adv_bt[3, 1] < 0 and adv_bt[3, 2] == 0
+  assert np.all(adv_bt[2, 1:] == 0) and adv_bt[3, 2] == 0
+  if name != "gtpo":  # GTPO zeroes row 3: its tokens are a prefix shared with positive row 0
+    assert adv_bt[2, 0] > 0 and adv_bt[3, 1] < 0
 
 
 # ---- contracts -------------------------------------------------------------------------------
@@ -101,8 +109,9 @@ def test_advantage_contract(name):
   chex.assert_tree_all_finite(adv_bt)
   assert all(np.shape(v) == () for v in metrics.values())
   # Outcome estimators centre each group: advantages of a group sum to 0 over its samples.
-  np.testing.assert_allclose(_advantage(name, rewards, 4)[0][:, 0].reshape(3, 4).sum(1), 0,
-                             atol=1e-5)
+  if name not in NOT_GROUP_CENTRED:
+      np.testing.assert_allclose(_advantage(name, rewards, 4)[0][:, 0].reshape(3, 4).sum(1), 0,
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ADVANTAGES.names())

@@ -43,7 +43,7 @@ def test_defaults_tables_have_exactly_the_registered_names(registry, table):
 
 
 def test_unknown_names_list_known_names():
-  with pytest.raises(KeyError, match="seq_mean_token_mean, seq_mean_token_sum, token_mean"):
+  with pytest.raises(KeyError, match="seq_mean_token_mean, seq_mean_token_sum"):
     losses.make_loss_fn(policy_loss="ppo_clip", aggregation="seq_mean", group_size=2)
   with pytest.raises(KeyError, match="ppo_clip"):
     POLICY_LOSSES.get("ppo")
@@ -205,23 +205,30 @@ def test_gradient_matches_finite_differences_float64(aggregation):
 
 # ---- contracts -------------------------------------------------------------------------------
 
+# Losses with a term besides the RL surrogate: the surrogate contract holds with it off.
+SURROGATE_ONLY = {"kdrl": {"kd_coef": 0.0}, "dph_rl": {"pef_threshold": 2.0}}
+
+
 @pytest.mark.parametrize("name", POLICY_LOSSES.names())
 def test_policy_loss_contract(name):
   rng = np.random.default_rng(0)
-  batch = testing.make_rollout(rng.integers(0, 2, 4), [5, 0, 3, 5], max_len=5,
-                               old_logp=rng.normal(size=(4, 5)).astype(np.float32) - 2)
+  batch = testing.with_optional_fields(testing.make_rollout(
+      rng.integers(0, 2, 4), [5, 0, 3, 5], max_len=5,
+      old_logp=rng.normal(size=(4, 5)).astype(np.float32) - 2))
   logp_bt = jnp.asarray(batch.old_logp_bt + rng.normal(scale=0.1, size=(4, 5)), jnp.float32)
   adv_bt = jnp.asarray(rng.normal(size=(4, 1)) * batch.mask_bt, jnp.float32)
-  fn = jax.jit(_policy_loss(name))
+  fn = jax.jit(_policy_loss(name, **SURROGATE_ONLY.get(name, {})))
   loss_bt, aux = fn(logp_bt, adv_bt, batch.mask_bt, batch)
   chex.assert_shape(loss_bt, (4, 5))
   chex.assert_tree_all_finite((loss_bt, aux))
   chex.assert_tree_shape_prefix(aux, (4, 5))
   zero_bt, _ = fn(logp_bt, jnp.zeros_like(adv_bt), batch.mask_bt, batch)
   np.testing.assert_array_equal(zero_bt, np.zeros((4, 5)))      # no advantage, no loss
-  # On-policy (ρ = 1) every surrogate equals −A per token.
-  on_bt, _ = fn(batch.old_logp_bt, adv_bt, batch.mask_bt, batch)
-  np.testing.assert_allclose(on_bt, -adv_bt, rtol=1e-6)
+  # On-policy (ρ = 1) every surrogate's gradient is REINFORCE's, −A per token (values differ:
+  # PPO-style losses give −A·ρ, CISPO-style ones −w·A·logp).
+  on_grad_bt = jax.grad(lambda lp: fn(lp, adv_bt, batch.mask_bt, batch)[0].sum())(
+      batch.old_logp_bt)
+  np.testing.assert_allclose(on_grad_bt, -adv_bt, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", AGGREGATIONS.names())
@@ -235,9 +242,9 @@ def test_aggregation_contract(name):
   chex.assert_tree_all_finite(value)
   perm = np.array([3, 0, 5, 1, 4, 2])                          # order of sequences is irrelevant
   np.testing.assert_allclose(fn(loss_bt[perm], mask_bt[perm]), value, rtol=1e-6)
-  np.testing.assert_allclose(fn(jnp.full((6, 4), 2.0), mask_bt), # a constant loss of 2 gives
-                             2.0 if name != "seq_mean_token_sum" else 2.0 * 14 / 5, rtol=1e-6)
-  # (seq_mean_token_sum: 2 · 14 valid tokens / 5 non-empty sequences)
+  want = {"seq_mean_token_sum": 2.0 * 14 / 5,       # 2 · 14 valid tokens / 5 non-empty seqs
+          "seq_mean_token_sum_norm": 2.0 * 14 / 4}.get(name, 2.0)  # 2 · 14 tokens / T = 4
+  np.testing.assert_allclose(fn(jnp.full((6, 4), 2.0), mask_bt), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", KL_ESTIMATORS.names())
@@ -249,4 +256,5 @@ def test_kl_contract(name):
   kl_bt = fn(logp_bt, logp_bt + jnp.asarray(rng.normal(size=(3, 4)), jnp.float32))
   chex.assert_shape(kl_bt, (3, 4))
   chex.assert_tree_all_finite(kl_bt)
-  assert np.all(np.asarray(kl_bt) >= 0)
+  if name != "k1":                                  # k1 = logp − ref is signed
+    assert np.all(np.asarray(kl_bt) >= 0)
