@@ -55,6 +55,27 @@ def test_merge_is_w_plus_scaled_a_at_b(base):
                                    "b": ("layers", "lora_rank", "embed")}
 
 
+def test_side_branch_equals_merged_weights_in_logits_and_adapter_gradients(base):
+  """The training forward's x·A·B branch and the merged W + A·B are the same function of A, B."""
+  cfg, params = base
+  tokens = jnp.arange(14, dtype=jnp.int32).reshape(2, 7) + 3
+  adapters = lora.init_lora(params, jax.random.PRNGKey(2), rank=3, targets=tuple(lora.TARGETS))
+  adapters = jax.tree.map(lambda x: x + 0.05, adapters)          # non-zero B
+  weights = jax.random.normal(jax.random.PRNGKey(3), (2, 7, cfg.vocab_size))
+
+  def loss(adapters, combine):
+    logits, _ = models.forward(cfg, combine(params, adapters, alpha=6.0, rank=3), tokens)
+    return jnp.sum(weights * jax.nn.log_softmax(logits)), logits
+
+  grad = jax.jit(jax.grad(loss, has_aux=True), static_argnums=1)
+  (g_side, logits_side), (g_merged, logits_merged) = (grad(adapters, lora.side_branch),
+                                                      grad(adapters, lora.merge))
+  np.testing.assert_allclose(logits_side, logits_merged, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4),
+               g_side, g_merged)
+  assert float(jnp.abs(g_side["layers"]["w_down"]["a"]).max()) > 0
+
+
 def test_unknown_target_lists_valid_choices():
   with pytest.raises(ValueError, match="w_gate"):
     lora.parse_targets("w_q,w_qq")

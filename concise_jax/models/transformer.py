@@ -109,7 +109,7 @@ def _block(cfg, p, x_bsd, cos, sin, k_btkh_fn, mask_bst):
   q, k, v = L.qkv_projection(h, p, cfg, cos, sin)
   keys, values = k_btkh_fn(k, v)
   attn = L.attention(q, keys, values, mask_bst, cfg)
-  x_bsd = x_bsd + jnp.einsum("bsnh,nhd->bsd", attn, p["w_o"])
+  x_bsd = x_bsd + L.linear(attn, p, "w_o", "bsnh,nhd->bsd")
   x_bsd = x_bsd + L.gated_mlp(L.rms_norm(x_bsd, p["mlp_norm"], cfg), p, cfg)
   return x_bsd, (k, v)
 

@@ -6,8 +6,10 @@ the base model; only A and B are trained, the base stays a frozen input of the u
 Low-rank RL updates track full fine-tuning closely (RL gradients are low-rank in practice),
 at a fraction of the optimizer memory.
 
-Weights are merged before each forward (one small matmul per target) instead of adding a
-side branch to every einsum, so `models.forward` and the sampler run unchanged.
+Sampling and export run on merged weights (`merge`: one small matmul per target, then the
+sampler is unchanged). The training forward instead runs a side branch x·A·B next to each
+frozen W (`side_branch`; `models.layers.linear`): same outputs, but the backward never forms
+the full-size gradient of W, only the rank-r ones.
 """
 import math
 from collections.abc import Sequence
@@ -65,3 +67,14 @@ def merge(base: dict, adapters: dict, *, alpha: float, rank: int) -> dict:
     delta = jnp.einsum("lir,lro->lio", a_lir, b_lro).reshape(layers[name].shape)
     layers[name] = layers[name] + (scale * delta).astype(layers[name].dtype)
   return {**base, "layers": layers}
+
+
+def side_branch(base: dict, adapters: dict, *, alpha: float, rank: int) -> dict:
+  """Base params plus params["layers"]["lora"][name] = {"a": A, "b": (alpha / rank) · B}.
+
+  `models.forward` adds x·A·B to each adapted projection: equal to running on `merge(...)`,
+  with cheaper gradients (see the module docstring).
+  """
+  scale = alpha / rank
+  lora = {name: {"a": ab["a"], "b": scale * ab["b"]} for name, ab in adapters["layers"].items()}
+  return {**base, "layers": {**base["layers"], "lora": lora}}
