@@ -124,6 +124,7 @@ REWARD_DEFAULTS = {
         "grid_upper": 16384,         # largest candidate target (tokens)
         "grid_step": 1024,           # grid spacing (tokens)
         "expected_correct": 1,       # K_exp
+        "correct_only": False,       # coverage of correct answers only (paper reading; code: all)
     },
     "laser_de": {                    # rewards.md §9; laser_d plus the exploration bonus
         "alpha": 0.5,                # step bonus (also the exploration bonus)
@@ -138,6 +139,7 @@ REWARD_DEFAULTS = {
         "grid_upper": 16384,         # largest candidate target (tokens)
         "grid_step": 1024,           # grid spacing (tokens)
         "expected_correct": 1,       # K_exp
+        "correct_only": False,       # coverage of correct answers only (paper reading; code: all)
         "ngram": 20,                 # inferred: repetition detector window (tokens)
         "min_repeats": 3,            # inferred: a window seen this often = repetitive
     },

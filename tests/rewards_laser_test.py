@@ -117,3 +117,17 @@ def test_band_targets_empty_band_and_unreachable():
   np.testing.assert_allclose(_targets(length, correct), [100, 100, 20])
   # K_exp = 2 is unreachable with K = 2 unless cov = 1, which 80 > 70 prevents → max_len.
   np.testing.assert_allclose(_targets(length, correct, expected_correct=2), [100, 100, 100])
+
+
+def test_band_targets_code_form_vs_correct_only_reading():
+  # One medium prompt (n = 3, 2/3 correct, K = 1): its wrong answer is the shortest.
+  length, correct = [[10, 30, 50]], [[0, 1, 1]]
+  # Code (all responses): needs cov = 1 → 50. Correct-only reading: cov counts correct ≤ Lc
+  # over all 3 responses, so it tops out at 2/3 → ⌊2/3⌋ = 0 < 1 → never reached → max_len.
+  np.testing.assert_allclose(_targets(length, correct), [100, 50, 100])
+  np.testing.assert_allclose(_targets(length, correct, correct_only=True), [100, 100, 100])
+  # A high prompt (3/3, K = 2): both forms agree when every response is correct.
+  length, correct = [[10, 30, 50]], [[1, 1, 1]]
+  # cov(30) = 2/3 → ⌊4/3⌋ = 1 → 30 in both forms.
+  np.testing.assert_allclose(_targets(length, correct), [100, 100, 30])
+  np.testing.assert_allclose(_targets(length, correct, correct_only=True), [100, 100, 30])

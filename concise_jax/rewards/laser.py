@@ -63,7 +63,7 @@ def band_target_b(state: types.RewardState, band_b_: jax.Array) -> jax.Array:
 
 def band_targets_from_monitor(length_mn: jax.Array, correct_mn: jax.Array, *, grid_lower: int,
                               grid_upper: int, grid_step: int, expected_correct: int,
-                              max_len: int) -> jax.Array:
+                              max_len: int, correct_only: bool = False) -> jax.Array:
   """[3] float32 new (low, medium, high) targets from M monitor prompts × n samples.
 
   Bands on the monitor set: low if acc ≤ 1/3, medium if ≤ 2/3, high otherwise. cov_b(Lc) =
@@ -71,13 +71,20 @@ def band_targets_from_monitor(length_mn: jax.Array, correct_mn: jax.Array, *, gr
   ones); K_b = ⌊2n/3⌋ | ⌊n/3⌋ | 1 (high | medium | low); L_T[b] = the smallest Lc of the grid
   range(grid_lower, grid_upper + 1, grid_step) with ⌊cov_b(Lc)·K_b⌋ ≥ expected_correct, else
   `max_len`. An empty band gets `max_len`.
+
+  `correct_only=True` counts only correct responses ≤ Lc in cov_b (still over all responses of
+  the band): our reading of the paper's "expected correct responses" (rewards.md §9 notes the
+  code counts all responses; the code's form is the default).
   """
   n = length_mn.shape[1]
   n_m = correct_mn.astype(jnp.int32).sum(axis=1)
   band_m = (3 * n_m > n).astype(jnp.int32) + (3 * n_m > 2 * n)      # 0 low, 1 medium, 2 high
   onehot_mk = jax.nn.one_hot(band_m, 3, dtype=jnp.float32)
   grid_c = jnp.arange(grid_lower, grid_upper + 1, grid_step, dtype=jnp.float32)
-  within_mc = (length_mn[:, :, None] <= grid_c[None, None, :]).sum(axis=1).astype(jnp.float32)
+  within_mnc = length_mn[:, :, None] <= grid_c[None, None, :]
+  if correct_only:
+    within_mnc = within_mnc & correct_mn.astype(bool)[:, :, None]
+  within_mc = within_mnc.sum(axis=1).astype(jnp.float32)
   covered_kc = jnp.einsum("mk,mc->kc", onehot_mk, within_mc)
   total_k1 = (onehot_mk.sum(axis=0) * n)[:, None]
   cov_kc = covered_kc / jnp.maximum(total_k1, 1.0)
@@ -131,7 +138,8 @@ def laser_d(batch: types.Rollout, state: types.RewardState, *, group_size: int,
             alpha: float = 0.5, length_reward_type: str = "reward", correct_reward: float = 1.0,
             wrong_reward: float = -0.5, no_answer_reward: float = -1.0, monitor_freq: int = 20,
             monitor_prompts: int = 500, monitor_samples: int = 8, grid_lower: int = 4096,
-            grid_upper: int = 16384, grid_step: int = 1024, expected_correct: int = 1):
+            grid_upper: int = 16384, grid_step: int = 1024, expected_correct: int = 1,
+            correct_only: bool = False):
   """LASER-D: the target comes from the group's accuracy band (arXiv:2505.15612; §9).
 
   r[i] = C[i] + α·I(correct)·I(L ≤ L_T[band(g)]) with band(g) = high if p ≥ 2/3, medium if
@@ -148,12 +156,13 @@ def laser_d(batch: types.Rollout, state: types.RewardState, *, group_size: int,
     monitor_samples: n rollouts per monitor prompt (Inferred: 8, the training G).
     grid_lower, grid_upper, grid_step: the target grid in tokens (4096, 16384, 1024).
     expected_correct: K_exp (1).
+    correct_only: coverage counts correct responses only (see `band_targets_from_monitor`).
 
   Returns:
     (RewardOutput with rewards_b, state, metrics: laser/within_frac, laser/target_*).
   """
   del monitor_freq, monitor_prompts, monitor_samples, grid_lower, grid_upper, grid_step
-  del expected_correct  # host-side knobs
+  del expected_correct, correct_only  # host-side knobs
   r_b, within_b, _, metrics = _laser_d_rewards(batch, state, group_size, alpha,
                                                length_reward_type, correct_reward,
                                                wrong_reward, no_answer_reward)
@@ -167,7 +176,7 @@ def laser_de(batch: types.Rollout, state: types.RewardState, *, group_size: int,
              wrong_reward: float = -0.5, no_answer_reward: float = -1.0, monitor_freq: int = 20,
              monitor_prompts: int = 500, monitor_samples: int = 8, grid_lower: int = 4096,
              grid_upper: int = 16384, grid_step: int = 1024, expected_correct: int = 1,
-             ngram: int = 20, min_repeats: int = 3):
+             correct_only: bool = False, ngram: int = 20, min_repeats: int = 3):
   """LASER-DE: LASER-D plus α for wrong, long, non-repetitive answers (arXiv:2505.15612; §9).
 
   r[i] += α if C[i] = wrong_reward (a wrong answer WITH an answer) and L > L_T[band] and not
@@ -186,7 +195,7 @@ def laser_de(batch: types.Rollout, state: types.RewardState, *, group_size: int,
     (RewardOutput with rewards_b, state, metrics: laser/explore_frac, laser/target_*).
   """
   del monitor_freq, monitor_prompts, monitor_samples, grid_lower, grid_upper, grid_step
-  del expected_correct, ngram, min_repeats  # host-side knobs
+  del expected_correct, correct_only, ngram, min_repeats  # host-side knobs
   if batch.repetitive_b is None:
     raise ValueError("reward 'laser_de' needs Rollout.repetitive_b (train.host_features)")
   r_b, within_b, _, metrics = _laser_d_rewards(batch, state, group_size, alpha,

@@ -291,5 +291,6 @@ def refresh_band_targets(config, reward_state: types.RewardState, examples: Sequ
   targets = laser.band_targets_from_monitor(
       np.concatenate(lengths).reshape(-1, n), np.concatenate(corrects).reshape(-1, n),
       grid_lower=kw.grid_lower, grid_upper=kw.grid_upper, grid_step=kw.grid_step,
-      expected_correct=kw.expected_correct, max_len=config.rollout.max_new_tokens)
+      expected_correct=kw.expected_correct, max_len=config.rollout.max_new_tokens,
+      correct_only=kw.correct_only)
   return reward_state.replace(band_targets=np.asarray(targets, np.float32))
