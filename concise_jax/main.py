@@ -91,6 +91,12 @@ def main(argv):
   except ValueError as e:
     sys.stderr.write(f"error: {e}\n")
     sys.exit(2)
+  if result.eval_before or result.eval_after:
+    from concise_jax.train import metrics  # pylint: disable=import-outside-toplevel
+    n = _CONFIG.value.eval.num_prompts
+    print(f"\nheld-out evaluation ({n} prompts, temperature {_CONFIG.value.eval.temperature}), "
+          f"step 0 vs step {result.step}:")
+    print(metrics.before_after_table(result.eval_before, result.eval_after))
   if result.halted:
     sys.exit(1)
 

@@ -10,6 +10,7 @@ from concise_jax.data.example import Example
 INSTRUCTIONS = {
     "none": "",
     "brief": "Answer with just the number.",
+    "step_by_step": "Think step by step.",
     "answer_line": "Think briefly, then give the final answer on its own line as 'Answer: N'.",
     "boxed": "Reason step by step and put the final answer in \\boxed{}.",
     "countdown": "Give a single expression, then 'Answer: <expression>'.",

@@ -75,6 +75,10 @@ _CONSOLE = (
     ("optim/grad_norm", "|g|", "{:.3f}"),
     ("perf/rollout_tok_s", "roll tok/s", "{:.0f}"),
     ("perf/update_tok_s", "upd tok/s", "{:.0f}"),
+    ("perf/rollout_s", "roll s", "{:.0f}"),
+    ("perf/update_s", "upd s", "{:.0f}"),
+    ("eval/rollout/accuracy", "EVAL acc", "{:.3f}"),
+    ("eval/len/all/mean", "EVAL len", "{:.1f}"),
 )
 
 
@@ -103,8 +107,9 @@ class MetricsWriter:
     self._bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step",
                           dynamic_ncols=True, leave=True)
 
-  def write(self, step: int, metrics: Mapping[str, float]) -> None:
-    """Records the metrics of train step `step` (1-based: the number of updates done)."""
+  def write(self, step: int, metrics: Mapping[str, float], *, advance: bool = True) -> None:
+    """Records the metrics of train step `step` (1-based: the number of updates done);
+    `advance=False` for records that are not a train step (the step-0 evaluation)."""
     if not self._active:
       return
     for key, value in metrics.items():
@@ -114,7 +119,7 @@ class MetricsWriter:
     row = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
     self._jsonl.write(json.dumps({"step": step, **row}) + "\n")
     self._jsonl.flush()
-    self._bar.update(1)
+    self._bar.update(1 if advance else 0)
     if step % self._log_every == 0:
       self._bar.write(console_line(step, metrics))
 
@@ -129,3 +134,21 @@ class MetricsWriter:
     self._tb.close()
     self._jsonl.close()
     self._bar.close()
+
+
+_EVAL_ROWS = (("accuracy", "eval/rollout/accuracy", "{:.1%}"),
+              ("mean response tokens", "eval/len/all/mean", "{:.1f}"),
+              ("mean tokens, correct answers", "eval/len/correct/mean", "{:.1f}"),
+              ("truncated", "eval/rollout/truncation_rate", "{:.1%}"),
+              ("correct per 1k tokens", "eval/rollout/correct_per_1k_tokens", "{:.2f}"))
+
+
+def before_after_table(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+  """Markdown table of the held-out evaluation at step 0 and after training."""
+  def cell(metrics, key, fmt):
+    value = metrics.get(key)
+    return "n/a" if value is None or not math.isfinite(value) else fmt.format(value)
+  lines = ["| held-out | before | after |", "|---|---|---|"]
+  lines += [f"| {label} | {cell(before, key, fmt)} | {cell(after, key, fmt)} |"
+            for label, key, fmt in _EVAL_ROWS]
+  return "\n".join(lines)
