@@ -53,7 +53,8 @@ def update_state(batch: types.Rollout, state: types.RewardState, group_size: int
   len_ref ← m on first history, else a·m + (1−a)·len_ref with a = len_rate_down if m < len_ref
   else len_rate_up, m = shortest correct length of the group (no update without a correct
   answer). acc_ema ← p if acc_ema ≤ 0, else b·p + (1−b)·acc_ema with b = acc_rate_up if
-  p > acc_ema else acc_rate_down. Assumes a prompt appears in at most one group per batch.
+  p > acc_ema else acc_rate_down. Inferred: a group without a correct answer leaves len_ref
+  alone; a prompt appears in at most one group per batch (else one group's update wins).
   """
   idx_p = batch.prompt_index_b[::group_size]
   correct_pg = types.to_groups(batch.correct_b, group_size)

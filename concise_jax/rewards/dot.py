@@ -8,7 +8,8 @@ fails because the answer was cut off.
 Split as rewards.md §17 proposes: `cut_lengths_b` (pure jnp) is run on the host by
 `train.host_features`, which decodes and re-verifies the cut rows and fills
 `Rollout.cut_length_b` / `Rollout.cut_correct_b`; the reward then only reads them, so host
-and jit can never disagree on where a row was cut.
+and jit can never disagree on where a row was cut. DOT's predictive oversampling (only its
+pass-rate history is kept here) and its KL-Cov loss are not implemented.
 """
 import jax
 import jax.numpy as jnp
