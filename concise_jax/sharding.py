@@ -53,32 +53,59 @@ def make_mesh(shape: Sequence[int], axes: Sequence[str] = MESH_AXES) -> jax.shar
                            axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
 
 
-def logical_to_spec(names: Sequence[str | None], rules: Sequence[tuple]) -> PartitionSpec:
+def logical_to_spec(names: Sequence[str | None], rules: Sequence[tuple], *,
+                    shape: Sequence[int] | None = None,
+                    mesh: jax.sharding.Mesh | None = None) -> PartitionSpec:
   """PartitionSpec for an array whose dims carry these logical names.
 
   A mesh axis already used by an earlier dim is dropped for later dims (a spec may name each
-  mesh axis once), so e.g. ("embed", "embed") stays valid.
+  mesh axis once), so e.g. ("embed", "embed") stays valid. Given the array's `shape` and the
+  `mesh`, a dim keeps only the leading mesh axes whose sizes divide it (the rest replicate):
+  SmolLM2's 3 KV heads cannot split over tensor=2, and that must not stop the run.
   """
   table: Mapping[str, Any] = dict(rules)
   used: set[str] = set()
   spec = []
-  for name in names:
+  for dim, name in enumerate(names):
     target = table.get(name) if name is not None else None
     axes = (target,) if isinstance(target, str) else tuple(target or ())
     axes = tuple(a for a in axes if a not in used)
+    if shape is not None and mesh is not None:
+      axes = _dividing_prefix(axes, shape[dim], mesh)
     used.update(axes)
     spec.append(None if not axes else axes[0] if len(axes) == 1 else axes)
   return PartitionSpec(*spec)
+
+
+def _dividing_prefix(axes: tuple, size: int, mesh: jax.sharding.Mesh) -> tuple:
+  """The longest prefix of `axes` whose mesh sizes multiply to a divisor of `size`."""
+  keep, product = [], 1
+  for a in axes:
+    if size % (product * mesh.shape[a]):
+      break
+    product *= mesh.shape[a]
+    keep.append(a)
+  return tuple(keep)
 
 
 def _is_axes(x) -> bool:
   return isinstance(x, tuple) and all(isinstance(n, (str, type(None))) for n in x)
 
 
-def tree_shardings(mesh: jax.sharding.Mesh, axes_tree: Any, rules: Sequence[tuple]) -> Any:
-  """NamedSharding for every leaf of a tree of logical-axis tuples (e.g. `param_axes(cfg)`)."""
-  return jax.tree.map(lambda names: NamedSharding(mesh, logical_to_spec(names, rules)),
-                      axes_tree, is_leaf=_is_axes)
+def tree_shardings(mesh: jax.sharding.Mesh, axes_tree: Any, rules: Sequence[tuple],
+                   shapes_tree: Any = None) -> Any:
+  """NamedSharding for every leaf of a tree of logical-axis tuples (e.g. `param_axes(cfg)`).
+
+  `shapes_tree` (arrays or ShapeDtypeStructs, same structure) lets dims that a mesh axis does
+  not divide fall back to replication (see `logical_to_spec`).
+  """
+  if shapes_tree is None:
+    return jax.tree.map(lambda names: NamedSharding(mesh, logical_to_spec(names, rules)),
+                        axes_tree, is_leaf=_is_axes)
+  return jax.tree.map(
+      lambda names, x: NamedSharding(mesh, logical_to_spec(names, rules, shape=x.shape,
+                                                           mesh=mesh)),
+      axes_tree, shapes_tree, is_leaf=_is_axes)
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

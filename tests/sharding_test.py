@@ -34,3 +34,17 @@ def test_param_shardings_cover_every_param_with_the_rules():
   assert (jax.tree.structure(shardings)
           == jax.tree.structure(jax.eval_shape(lambda k: models.init_params(cfg, k),
                                                jax.random.PRNGKey(0))))
+
+
+def test_dims_a_mesh_axis_does_not_divide_are_replicated():
+  mesh = sharding.make_mesh((1, 2, 2))
+  rules = sharding.DEFAULT_RULES
+  # SmolLM2's w_k [L, D=576, K=3, H=64]: 3 KV heads cannot split over tensor=2.
+  spec = sharding.logical_to_spec(("layers", "embed", "kv_heads", "head_dim"), rules,
+                                  shape=(30, 576, 3, 64), mesh=mesh)
+  assert spec == P(None, "fsdp", None, None)
+  # batch → (data, fsdp): 6 rows split over data=1 × fsdp=2; 5 rows do not split at all.
+  assert sharding.logical_to_spec(("batch",), rules, shape=(6,), mesh=mesh) == P(
+      ("data", "fsdp"))
+  assert sharding.logical_to_spec(("batch",), rules, shape=(5,), mesh=mesh) == P(
+      None)

@@ -153,7 +153,8 @@ def _build_update(config, model_cfg, trainable, frozen, trainable_axes, mesh) ->
                    else None)
     frozen_axes = {k: models.param_axes(teacher_cfg if k == "teacher" else model_cfg)
                    for k in frozen}
-    frozen_sh = {k: sharding.tree_shardings(mesh, frozen_axes[k], rules) for k in frozen}
+    frozen_sh = {k: sharding.tree_shardings(mesh, frozen_axes[k], rules, frozen[k])
+                 for k in frozen}
     update = step.make_update_step(config, model_cfg, tx, schedule, teacher_cfg=teacher_cfg)
     _UPDATES[key] = (step.jit_update_step(update, state_sh, frozen_sh, mesh, rules), tx,
                      state_sh, frozen_sh)

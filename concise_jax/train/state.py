@@ -38,7 +38,7 @@ def state_shardings(abstract_state: TrainState, tx: optax.GradientTransformation
                     rules: Sequence[tuple]) -> TrainState:
   """NamedSharding of every state leaf: params by the rules, optimizer moments like their
   params (found with `optax.tree_map_params`), everything else replicated."""
-  param_sh = sharding.tree_shardings(mesh, params_axes, rules)
+  param_sh = sharding.tree_shardings(mesh, params_axes, rules, abstract_state.params)
   rep = sharding.replicated(mesh)
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_state.opt_state, param_sh,
                                  transform_non_params=lambda _: rep)
