@@ -43,8 +43,7 @@ def test_dims_a_mesh_axis_does_not_divide_are_replicated():
   spec = sharding.logical_to_spec(("layers", "embed", "kv_heads", "head_dim"), rules,
                                   shape=(30, 576, 3, 64), mesh=mesh)
   assert spec == P(None, "fsdp", None, None)
-  # batch → (data, fsdp): 6 rows split over data=1 × fsdp=2; 5 rows do not split at all.
+  # batch → (data, fsdp): 6 rows split over data=1 × fsdp=2; 5 rows keep only data (size 1).
   assert sharding.logical_to_spec(("batch",), rules, shape=(6,), mesh=mesh) == P(
       ("data", "fsdp"))
-  assert sharding.logical_to_spec(("batch",), rules, shape=(5,), mesh=mesh) == P(
-      None)
+  assert sharding.logical_to_spec(("batch",), rules, shape=(5,), mesh=mesh) == P("data")
