@@ -22,6 +22,8 @@ def get_config(arg: str | None = None):
   c.reward.decs.kappa_lr = 0.2            # eta
   c.reward.decs.judge = "first_correct_line"
   c.advantage.name = "grpo"               # paper: per-position group normalisation (absent)
-  c.filter.name = "nonzero_variance"      # DECS keeps groups with reward std > 0 (DAPO)
+  # DECS keeps groups with REWARD std > 0; all-correct groups usually have it (redundancy
+  # differs), but `nonzero_variance` reads raw correctness and would drop them: no filter.
+  c.filter.name = "none"
   c.kl.coef = 0.0                         # no KL loss
   return c

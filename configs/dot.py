@@ -3,9 +3,10 @@ r"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969; rewards.md 
 No length penalty: inside all-correct groups the answers longer than ⌊mean + 3·std⌋ by at least
 32 tokens are cut there (the cut tokens leave the loss) and the cut text is re-verified on the
 host (`train.host_features`), which usually fails. GRPO advantages, clip 0.2/0.2,
-seq-mean-token-mean. DAPO-style dynamic sampling drops zero-variance groups (`nonzero_variance`,
-on raw correctness; DOT's predictive oversampling and its KL-Cov loss are not implemented, so
-no KL term here).
+seq-mean-token-mean. No group filter: DOT drops zero-REWARD-variance groups after the cut, and the
+registered `nonzero_variance` reads raw correctness, which would drop every all-correct group
+the cut acts on. DOT's predictive oversampling and its KL-Cov loss are not implemented, so no KL
+term here.
 
   python -m concise_jax.main --config=configs/dot.py:model=tiny,runlocal --workdir=runs/x
 
@@ -20,7 +21,9 @@ def get_config(arg: str | None = None):
   c.reward.dot.alpha = 3.0                # T_g = floor(mean + alpha * std), ddof 1
   c.reward.dot.margin = 32.0              # cut when L - T_g >= 32 tokens
   c.reward.dot.success_threshold = 1.0    # only all-correct groups are cut
-  c.filter.name = "nonzero_variance"      # dynamic sampling (DOT's own is predictive)
+  # DOT drops groups by REWARD std after the cut; `nonzero_variance` reads raw correctness and
+  # would drop exactly the all-correct groups the cut acts on, so no filter here.
+  c.filter.name = "none"
   c.aggregation.name = "seq_mean_token_mean"  # the paper runner's loss_agg_mode
   c.kl.coef = 0.0                         # DOT uses KL-Cov (not implemented), no KL loss
   return c
