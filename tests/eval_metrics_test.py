@@ -146,9 +146,9 @@ def test_data_specs_and_labels():
   assert {e.difficulty for e in examples} <= {1, 2}
 
 
-def test_training_workdir_is_a_documented_hook(tmp_path):
-  (tmp_path / "ckpt").mkdir()
-  with pytest.raises(NotImplementedError, match="training workdir"):
+def test_training_workdir_without_checkpoints_names_the_directory(tmp_path):
+  (tmp_path / "ckpt").mkdir()     # loading a real workdir: tests/train_eval_test.py
+  with pytest.raises(FileNotFoundError, match="no checkpoint in .*ckpt"):
     runner.load_policy(str(tmp_path))
 
 

@@ -1,7 +1,11 @@
 """Held-out evaluation around training: step 0 and the last step, kept across a resume."""
 import json
 
-from concise_jax.train import loop, metrics
+import jax
+import numpy as np
+
+from concise_jax.eval import runner
+from concise_jax.train import loop, metrics, step
 from configs import quickstart
 
 
@@ -35,3 +39,10 @@ def test_run_evaluates_at_step_0_and_at_the_end_and_keeps_step_0_over_a_resume(t
   assert second.eval_before == first.eval_before
   assert second.eval_after and second.metrics["eval/rollout/accuracy"] == (
       second.eval_after["eval/rollout/accuracy"])
+
+  # The evaluation CLI loads the workdir's latest checkpoint with the adapters merged.
+  policy = runner.load_policy(str(tmp_path))
+  lora_params = step.policy_from_config(config).model_params(
+      second.state.params, {"base": loop.load_model(config)[1]})
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(lora_params),
+               jax.device_get(policy.params))

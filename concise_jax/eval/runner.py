@@ -48,21 +48,16 @@ def load_policy(spec: str) -> Policy:
   Args:
     spec: "tiny" (the random test model, seed 0), a known model name
       ("smollm2-135m-instruct"), a `.gguf` file, or a Hugging Face checkpoint directory.
-      A training workdir (a directory holding `ckpt/`) is recognised but not loaded yet.
-
-  Raises:
-    NotImplementedError: for a training workdir. Hook: restore the latest TrainState from
-      `spec/ckpt`, merge LoRA adapters into the base params if present, and return
-      `Policy(spec, cfg, params, tokenizer)` with the base model of `spec/config.json`.
+      A training workdir (a directory holding `ckpt/` and `config.json`) loads its latest
+      checkpoint, LoRA adapters merged into the base model of its config.
   """
   if spec == "tiny":
     cfg, params, tokenizer = models.tiny.load_tiny(0)
     return Policy(spec, cfg, params, tokenizer)
   if os.path.isdir(os.path.join(spec, "ckpt")):
-    raise NotImplementedError(
-        f"{spec} is a training workdir; loading its orbax checkpoint is not wired up yet "
-        "(see load_policy's docstring). Export it with "
-        "models.hf_loading.export_hf_checkpoint and pass that directory instead.")
+    from concise_jax.train import loop  # pylint: disable=import-outside-toplevel  # heavy
+    cfg, params, tokenizer, _ = loop.load_trained_policy(spec)
+    return Policy(spec, cfg.replace(remat=False), params, tokenizer)
   cfg, params, tokenizer = models.load(spec)
   return Policy(spec, cfg, params, tokenizer)
 

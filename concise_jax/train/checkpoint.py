@@ -43,3 +43,18 @@ def restore(manager: ocp.CheckpointManager, target: TrainState,
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_like(target)), meta=ocp.args.JsonRestore()))
   return restored.state, restored.meta
+
+
+def restore_params(workdir: str, step: int | None = None) -> tuple[Any, dict, int]:
+  """(trained params tree as saved — full params or LoRA adapters —, run config dict, step)
+  without building a TrainState: evaluation and export need neither optimizer nor mesh."""
+  manager = make_manager(workdir)
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'ckpt')}")
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  finally:
+    manager.close()
+  return restored.state["params"], restored.meta["config"], step

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 from absl import logging
 
@@ -52,6 +53,19 @@ def _load(spec: str, split: str, n: int, seed: int) -> list:
   """Tasks are generated for `split`; files keep the split their name says."""
   is_task = spec.startswith("task:")
   return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed))
+
+
+def load_trained_policy(workdir: str, step: int | None = None):
+  """(model config, full params with LoRA merged, tokenizer, step) of a training workdir."""
+  trained, config, step = checkpoint.restore_params(workdir, step)
+  config = ml_collections.ConfigDict(config)
+  model_cfg, params, tokenizer = load_model(config)
+  if config.model.lora.rank > 0:
+    params = lora.merge(params, trained, alpha=config.model.lora.alpha,
+                        rank=config.model.lora.rank)
+  else:
+    params = trained
+  return model_cfg, jax.tree.map(jax.numpy.asarray, params), tokenizer, step
 
 
 def load_prompts(config) -> tuple[list, list]:
