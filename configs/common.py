@@ -345,9 +345,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.reward.name = "correctness"       # rewards.REWARDS
   c.advantage.name = "grpo"           # advantages.ADVANTAGES
   c.filter.name = "none"              # filters.GROUP_FILTERS ("nonzero_variance" = DAPO)
-  c.filter.mask_truncated = False     # DAPO overlong filtering: truncated samples get no loss
   c.loss.name = "ppo_clip"            # losses.POLICY_LOSSES
   c.loss.entropy_coef = 0.0           # entropy bonus weight
+  c.loss.mask_truncated = False       # DAPO overlong filtering: truncated samples get no loss
   c.aggregation.name = "token_mean"   # losses.AGGREGATIONS
   c.kl.name = "k3"                    # losses.KL_ESTIMATORS
   c.kl.coef = 0.0                     # beta; 0 skips the reference forward entirely

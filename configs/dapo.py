@@ -4,7 +4,7 @@ Clip-higher (ε_low 0.2, ε_high 0.28), dynamic sampling (drop groups whose raw 
 not vary, refill the batch), token-level loss (`token_mean`), and the soft overlong reward
 (DAPO's L_cache buffer, scaled to the rollout cap: paper 4096 of 20480 = 1/5). No KL term.
 Overlong filtering (truncated samples leave the loss) is available as
-`--config.filter.mask_truncated=True`, off as in the paper's best run.
+`--config.loss.mask_truncated=True`, off as in the paper's best run.
 
   python -m concise_jax.main --config=configs/dapo.py:model=tiny,runlocal --workdir=runs/x
 
@@ -20,7 +20,7 @@ def get_config(arg: str | None = None):
   c.reward.soft_overlong.buffer = max(1, c.rollout.max_new_tokens // 5)  # L_cache (1/5 of cap)
   c.advantage.name = "grpo"                       # group mean / std kept
   c.filter.name = "nonzero_variance"              # dynamic sampling on raw correctness
-  c.filter.mask_truncated = False                 # overlong filtering off (paper's best run)
+  c.loss.mask_truncated = False                   # overlong filtering off (paper's best run)
   c.loss.name = "ppo_clip"
   c.loss.ppo_clip.eps_low = 0.2                   # clip-higher: decoupled bounds
   c.loss.ppo_clip.eps_high = 0.28

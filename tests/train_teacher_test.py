@@ -47,10 +47,10 @@ def test_dph_rl_initial_policy_teacher_matches_the_student_before_any_step():
 
 def test_overlong_filtering_removes_truncated_samples_from_the_loss():
   config = dapo.get_config("model=tiny,runlocal")
-  config.filter.mask_truncated = True
+  config.loss.mask_truncated = True
   _, metrics = _run_update(config, truncated=True)     # every sample hit the cap
   assert metrics["loss/num_tokens"] == 0
   assert metrics["optim/applied"] == 0                 # nothing to learn from: no step
-  config.filter.mask_truncated = False                 # the switch is what removed them
+  config.loss.mask_truncated = False                 # the switch is what removed them
   _, metrics = _run_update(config, truncated=True)
   assert metrics["loss/num_tokens"] > 0

@@ -1,7 +1,7 @@
 """Overlong filtering: truncated samples leave the loss (DAPO §3.4; objectives.md §3).
 
 This is a per-SAMPLE mask, so it is not a group filter (those keep or drop whole groups and
-drive the refill loop). It is a config switch, `config.filter.mask_truncated`, that the update
+drive the refill loop). It is a config switch, `config.loss.mask_truncated`, that the update
 folds into the per-row keep mask before `losses.loss_mask`: a truncated response still counts
 in its group's reward statistics (its siblings' advantages are unchanged) but contributes no
 loss tokens, numerator and denominator alike. The reward is never touched. DAPO's best run does

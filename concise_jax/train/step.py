@@ -151,7 +151,7 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
   teacher_logp_fn = functools.partial(_sequence_logp, teacher_cfg or model_cfg,
                                       temperature=logp_temperature(config),
                                       chunk=config.train.logp_chunk)
-  mask_truncated = bool(config.filter.mask_truncated)
+  mask_truncated = bool(config.loss.mask_truncated)
   ppo_epochs, num_minibatches = config.train.ppo_epochs, config.optim.num_minibatches
   micro_rows, recompute_old = config.optim.micro_batch, config.train.recompute_old_logp
   opt_steps_per_update = ppo_epochs * num_minibatches
