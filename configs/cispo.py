@@ -17,8 +17,8 @@ def get_config(arg: str | None = None):
   c = grpo.get_config(arg)
   c.loss.name = "cispo"
   c.loss.cispo.cap_mode = "band"                  # clip(rho, 1 - eps_low, 1 + eps_high)
-  c.loss.cispo.eps_low = 1.0                      # lower clip off (inferred)
-  c.loss.cispo.eps_high = 4.0                     # weight <= 5 (inferred, ScaleRL's cap)
+  c.loss.cispo.eps_low = 1.0                      # no lower bound (paper)
+  c.loss.cispo.eps_high = 0.28                    # weight <= 1.28 (inferred: Trinity-RFT)
   c.aggregation.name = "token_mean"               # 1 / sum_i |o_i|
   c.optim.num_minibatches = 4                     # off-policy steps (inferred)
   c.kl.coef = 0.0

@@ -203,9 +203,9 @@ POLICY_LOSS_DEFAULTS = {
         "eps_high": 4e-4,            # sequence-ratio upper bound 1 + eps_high
         "seq_log_ratio_max": 10.0,   # upper clamp of log s (verl)
     },
-    "cispo": {                       # MiniMax-M1; eps values inferred (paper's not found)
+    "cispo": {                       # MiniMax-M1: no lower bound, only the upper one tuned
         "eps_low": 1.0,              # weight lower bound 1 - eps_low (1.0 = lower clip off)
-        "eps_high": 4.0,             # weight upper bound 1 + eps_high (= ScaleRL's cap 5.0)
+        "eps_high": 0.28,            # weight upper bound 1 + eps_high (inferred: Trinity-RFT)
         "cap_mode": "band",          # "band" (paper, verl) or "abs_max" (TRL: min(rho, abs_cap))
         "abs_cap": 5.0,              # absolute cap on rho in "abs_max" mode (ScaleRL)
         "log_ratio_clamp": 20.0,     # |logp - old_logp| bound before exp

@@ -20,7 +20,7 @@ def _cispo(logp_bt, adv_bt, **kw):
 @pytest.mark.parametrize("kw,w", [
     ({"cap_mode": "band", "eps_low": 0.2, "eps_high": 0.28}, [0.8, 1.0, 1.28]),  # verl / paper
     ({"cap_mode": "abs_max", "abs_cap": 5.0}, [0.5, 1.0, 5.0]),                   # TRL: no floor
-    ({"cap_mode": "band", "eps_low": 1.0, "eps_high": 4.0}, [0.5, 1.0, 5.0]),     # our default
+    ({"cap_mode": "band", "eps_low": 1.0, "eps_high": 0.28}, [0.5, 1.0, 1.28]),   # defaults
 ])
 def test_cispo_golden_value_and_gradient(kw, w):
   adv_bt = jnp.ones((1, 3))

@@ -15,7 +15,7 @@ def token_ratio_bt(logp_bt: jax.Array, batch: types.Rollout,
 
 @POLICY_LOSSES.register("cispo")
 def cispo(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: types.Rollout, *,
-          group_size: int, eps_low: float = 1.0, eps_high: float = 4.0,
+          group_size: int, eps_low: float = 1.0, eps_high: float = 0.28,
           cap_mode: str = "band", abs_cap: float = 5.0, log_ratio_clamp: float = 20.0):
   """CISPO (MiniMax-M1, arXiv:2506.13585 §3.1; objectives.md §5a).
 
@@ -23,8 +23,9 @@ def cispo(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: type
   PPO's clip zeroes the gradient of rare "fork" tokens whose ratio left the band; CISPO keeps
   every token's REINFORCE gradient and only bounds its weight. "abs_max" is TRL's form,
   r̂ = min(ρ, abs_cap) with an ABSOLUTE cap on ρ and no lower bound (ScaleRL: 5.0).
-  Inferred: eps_low = 1.0 (lower clip off, the paper's "effectively disabled") and
-  eps_high = 4.0 (the same cap as ScaleRL's 5.0); MiniMax's own values were not found.
+  eps_low = 1.0 switches the lower clip off (the paper imposes no lower bound and tunes only
+  the upper one). Inferred: eps_high = 0.28, the default of Trinity-RFT's CISPO loss (and DAPO's
+  clip-higher); MiniMax's own value was not found.
 
   Args:
     logp_bt: [B, T] current log-probs (differentiable).

@@ -13,6 +13,7 @@ def k3(logp_bt: jax.Array, ref_logp_bt: jax.Array, *, log_ratio_clamp: float = 2
   With d = logp − ref: k3 = exp(−d) + d − 1 = π_ref/π_θ − log(π_ref/π_θ) − 1 ≥ 0, unbiased for
   the KL when tokens are sampled from π_θ. As verl's `low_var_kl`: −d is clamped to
   ±log_ratio_clamp before exp and the value to ±value_clamp (both zero the gradient outside).
+  verl's "low_var_kl" is exactly this function, so no alias is registered under that name.
 
   Args:
     logp_bt: [B, T] current log-probs (differentiable).
