@@ -55,7 +55,7 @@ def test_unknown_names_are_reported_with_valid_choices():
   config.model.lora.targets = "w_q,attn"
   config.model.name = "gpt-5"
   errors = "\n".join(config_check.validate(config))
-  for expected in ("unknown reward 'shortest'; valid choices: correctness, correctness_format",
+  for expected in ("unknown reward 'shortest'; valid choices: arlcp, ceeh, correctness,",
                    "unknown loss aggregation 'token_sum'", "seq_mean_token_mean",
                    "unknown lr schedule 'linear'; valid choices: constant, cosine",
                    "unknown task 'add_9digit'", "add_1digit",
