@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from concise_jax import advantages, data, filters, losses, rewards
+from concise_jax import advantages, budgets, data, filters, losses, rewards
 from concise_jax.models import loading
 from concise_jax.registry import Registry
 from concise_jax.train import lora, optim
@@ -22,6 +22,7 @@ NAMED_SECTIONS: dict[str, Registry] = {
     "loss": losses.POLICY_LOSSES,
     "aggregation": losses.AGGREGATIONS,
     "kl": losses.KL_ESTIMATORS,
+    "budget": budgets.BUDGET_SCHEDULES,
 }
 
 

@@ -68,6 +68,7 @@ class RewardState:
   prev_ratio: jax.Array         # [] float32 DECS rho_{t-1}
   pass_rate_hist_w: jax.Array   # [W] float32 ring buffer of batch pass rates (DOT sampler)
   pass_rate_len: jax.Array      # [] int32 entries written to pass_rate_hist_w
+  budget_n: jax.Array           # [N] int32 per-prompt decode budget (PALU, DA-DLER caps; -1 = unseen)
 
   @property
   def num_prompts(self) -> int:
@@ -86,6 +87,7 @@ def init_reward_state(num_prompts: int, *, pass_rate_window: int = 16) -> Reward
       prev_ratio=jnp.zeros((), jnp.float32),
       pass_rate_hist_w=jnp.zeros((pass_rate_window,), jnp.float32),
       pass_rate_len=jnp.zeros((), jnp.int32),
+      budget_n=jnp.full((num_prompts,), -1, jnp.int32),
   )
 
 

@@ -9,7 +9,7 @@ Below the tables, `base_config()` builds the one config every experiment file st
 import ml_collections
 from ml_collections import config_dict
 
-from concise_jax import advantages, filters, losses, rewards, sharding
+from concise_jax import advantages, budgets, filters, losses, rewards, sharding
 
 
 REWARD_DEFAULTS = {
@@ -156,6 +156,14 @@ REWARD_DEFAULTS = {
         "kappa_lr": 0.2,             # eta: curriculum rate on the necessary-token ratio
         "judge": "first_correct_line",  # host_features.REDUNDANCY_JUDGES name
     },
+    "l1_exact": {                    # L1-Exact (rewards.md §15a)
+        "alpha": 0.0003,             # per token of |n - L| (code default, for n up to 4000)
+    },
+    "l1_max": {                      # L1-Max (rewards.md §15a)
+        "form": "paper",             # paper: c*clip(a(n-L)+delta,0,1); code: additive|multiplier
+        "alpha": 0.01,               # slope (paper form 0.01; the code's variants use 0.0003)
+        "delta": 0.5,                # paper form's reward of a correct answer at exactly n
+    },
 }
 
 ADVANTAGE_DEFAULTS = {
@@ -260,6 +268,42 @@ KL_DEFAULTS = {
     "k2": {},                        # (logp - ref)^2 / 2 (gradient-unbiased reverse KL)
 }
 
+# Budget knobs in tokens, or (values <= 1) as a fraction of rollout.max_new_tokens.
+BUDGET_DEFAULTS = {
+    "none": {},                      # every prompt gets rollout.max_new_tokens
+    "tlts": {                        # Train Long, Think Short (rewards.md §10)
+        "start": None,               # B0; None = the rollout cap (paper: 256 = its cap)
+        "gamma": 0.75,               # decay per period (inferred; not found)
+        "period": 10,                # steps per decay (inferred; not found)
+        "floor": 0.25,               # final budget (inferred; not found)
+        "linear_steps": 0,           # > 0: linear decay to the floor over this many steps
+    },
+    "thinkprune": {                  # ThinkPrune rounds (rewards.md §15b)
+        "limits": (1.0, 0.75, 0.5),  # caps per round (paper: 4000, 3000, 2000 tokens)
+        "steps_per_round": 50,       # inferred (the paper retrains ~10 epochs per round)
+    },
+    "siri": {                        # SIRI compress/expand cycles (rewards.md §12)
+        "low": 0.5,                  # compression cap (inferred; not found)
+        "high": None,                # expansion cap; None = the rollout cap (inferred)
+        "period": 40,                # steps per low-high-low cycle (inferred; not found)
+        "start_low": True,           # begin with compression (inferred)
+    },
+    "uniform": {                     # per-prompt random budget (L1's n ~ U{100..4000})
+        "low": 0.25,                 # smallest budget
+        "high": None,                # largest; None = the rollout cap
+        "seed": 0,                   # draws are a function of (seed, step, prompt id)
+    },
+    "palu": {                        # PALU per-prompt budgets (rewards.md §13)
+        "target_accuracy": 0.5,      # C: group accuracy at which the budget shrinks (inferred)
+        "quantile": 0.5,             # of the group's correct lengths (inferred; not found)
+        "min_budget": 8,             # tokens; a budget never shrinks below this
+    },
+    "da_dler_caps": {                # DA-DLER tiers as a per-prompt decode cap (rewards.md §2)
+        "threshold": 0.5,            # previous group accuracy at which a prompt counts as easy
+        "easy_cap": 0.5,             # easy prompts' cap (paper: 2000 of 4000)
+    },
+}
+
 
 # --------------------------------------------------------------------------- base config
 # Everything below builds the one config every experiment file starts from.
@@ -273,6 +317,7 @@ SECTION_TABLES = {
     "loss": POLICY_LOSS_DEFAULTS,
     "aggregation": AGGREGATION_DEFAULTS,
     "kl": KL_DEFAULTS,
+    "budget": BUDGET_DEFAULTS,
 }
 
 
@@ -302,7 +347,8 @@ def _variant_dicts(table: dict, names: list[str]) -> dict:
 def _registries() -> dict:
   return {"reward": rewards.REWARDS, "advantage": advantages.ADVANTAGES,
           "filter": filters.GROUP_FILTERS, "loss": losses.POLICY_LOSSES,
-          "aggregation": losses.AGGREGATIONS, "kl": losses.KL_ESTIMATORS}
+          "aggregation": losses.AGGREGATIONS, "kl": losses.KL_ESTIMATORS,
+          "budget": budgets.BUDGET_SCHEDULES}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -351,6 +397,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.aggregation.name = "token_mean"   # losses.AGGREGATIONS
   c.kl.name = "k3"                    # losses.KL_ESTIMATORS
   c.kl.coef = 0.0                     # beta; 0 skips the reference forward entirely
+  c.budget.name = "none"              # budgets.BUDGET_SCHEDULES: per-prompt decode budgets
+  c.budget.prompt_template = ""       # e.g. "Think for {n} tokens.": state the budget instead (L1)
 
   c.teacher = ml_collections.ConfigDict()
   c.teacher.model = ""                # "" = none; "init" = initial policy; else a model name or

@@ -12,5 +12,6 @@ from concise_jax.rewards import decs  # noqa: F401  (registers)
 from concise_jax.rewards import dot  # noqa: F401  (registers)
 from concise_jax.rewards import laser  # noqa: F401  (registers)
 from concise_jax.rewards import pear  # noqa: F401  (registers)
+from concise_jax.rewards import l1  # noqa: F401  (registers)
 
 __all__ = ["REWARDS"]

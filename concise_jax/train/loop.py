@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from concise_jax import data, filters, models, rewards, sharding, types
+from concise_jax import budgets, data, filters, models, rewards, sharding, types
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
 from concise_jax.train import host_features
@@ -129,13 +129,14 @@ class Functions:
   score: Callable           # (reward_state, rollout) -> (reward_out, reward_state, metrics)
   keep: Callable            # (rollout, reward_out) -> keep_b
   model_params: Callable    # (trainable, frozen) -> full params for sampling
+  budget: Callable          # (step, budget_n, prompt_index_p) -> budget_p [P] int32
   tx: Any
   state_sh: TrainState
   frozen_sh: Any
 
 
 # Config parts the update does not read: changing them must not recompile it.
-_NOT_IN_UPDATE = ("reward", "filter", "data", "eval", "verify")
+_NOT_IN_UPDATE = ("reward", "filter", "budget", "data", "eval", "verify")
 _NOT_IN_UPDATE_TRAIN = ("ckpt_every", "keep_ckpts", "log_every")
 _UPDATES: dict[str, tuple] = {}
 
@@ -184,10 +185,29 @@ def build_functions(config, model_cfg, trainable, frozen, trainable_axes, mesh) 
                                 **config.reward[config.reward.name])
   filter_fn = functools.partial(filters.GROUP_FILTERS.get(config.filter.name),
                                 group_size=group_size, **config.filter[config.filter.name])
-  return Functions(update=update, score=jax.jit(lambda rs, batch: reward_fn(batch, rs)),
-                   keep=jax.jit(filter_fn),
+  budget_fn, budget_update = _budget_functions(config)
+
+  def score(reward_state, batch):
+    reward_out, reward_state, metrics = reward_fn(batch, reward_state)
+    return reward_out, reward_state.replace(
+        budget_n=budget_update(reward_state.budget_n, batch)), metrics
+
+  return Functions(update=update, score=jax.jit(score), keep=jax.jit(filter_fn),
                    model_params=jax.jit(step.policy_from_config(config).model_params),
-                   tx=tx, state_sh=state_sh, frozen_sh=frozen_sh)
+                   budget=jax.jit(budget_fn), tx=tx, state_sh=state_sh, frozen_sh=frozen_sh)
+
+
+def _budget_functions(config) -> tuple[Callable, Callable]:
+  """The configured schedule and its per-prompt update (identity for step-only schedules)."""
+  name, cap = config.budget.name, config.rollout.max_new_tokens
+  kwargs = dict(config.budget[name])
+  schedule = functools.partial(budgets.BUDGET_SCHEDULES.get(name), max_new_tokens=cap,
+                               **kwargs)
+  if name not in budgets.BUDGET_UPDATES:
+    return schedule, lambda budget_n, batch: budget_n
+  return schedule, functools.partial(budgets.BUDGET_UPDATES.get(name),
+                                     group_size=config.rollout.group_size,
+                                     max_new_tokens=cap, **kwargs)
 
 
 @dataclasses.dataclass
@@ -226,12 +246,13 @@ class RunResult:
 
 
 def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, group_size: int,
-                  sp) -> tuple[types.Rollout, int]:
+                  sp, budget_p: np.ndarray | None = None) -> tuple[types.Rollout, int]:
   """(scored rollout, number of prompts cut to max_prompt_tokens)."""
   batch, _, stats = rollout_step.rollout_batch(
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
       key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check,
-      features=r.features)
+      features=r.features, budget_p=budget_p,
+      budget_template=r.config.budget.prompt_template)
   return batch, stats["prompts_cut"]
 
 
@@ -245,13 +266,18 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
   params = r.fns.model_params(state.params, r.frozen)
   sp = rollout_step.sampling_params(c, r.tokenizer)
   reward_state, generated, reward_metrics = state.reward_state, [], []
-  stats = {"prompts_cut": 0}
+  stats = {"prompts_cut": 0, "budgets": []}
 
   def next_batch():
     nonlocal reward_state
-    batch, cut = _sample_batch(r, params, next(r.iterator),
-                               jax.random.fold_in(key, len(generated)),
-                               group_size=c.rollout.group_size, sp=sp)
+    examples = next(r.iterator)
+    budget_p = None
+    if c.budget.name != "none":
+      index_p = np.asarray([r.index_of.get(e.id, 0) for e in examples], np.int32)
+      budget_p = np.asarray(r.fns.budget(reward_state.step, reward_state.budget_n, index_p))
+      stats["budgets"].append(budget_p)
+    batch, cut = _sample_batch(r, params, examples, jax.random.fold_in(key, len(generated)),
+                               group_size=c.rollout.group_size, sp=sp, budget_p=budget_p)
     stats["prompts_cut"] += cut
     reward_out, reward_state, metrics = r.fns.score(reward_state, batch)
     generated.append(batch)
@@ -277,6 +303,8 @@ def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, f
   out["filter/rollout_batches"] = float(stats["num_batches"])
   out["filter/filled"] = float(stats["filled"])
   out["rollout/prompts_cut"] = float(stats["prompts_cut"])   # > 0: raise max_prompt_tokens
+  if stats["budgets"]:
+    out["rollout/budget_mean"] = float(np.mean(np.concatenate(stats["budgets"])))
   return out
 
 

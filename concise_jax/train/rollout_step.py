@@ -82,6 +82,7 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
                   prompt_index_p: Sequence[int], key: jax.Array, *,
                   sp: rollout.SamplingParams, group_size: int, fmt: PromptFormat,
                   check: CheckFn, features: Callable | None = None,
+                  budget_p: np.ndarray | None = None, budget_template: str = "",
                   ) -> tuple[types.Rollout, list[str], dict]:
   """Samples `group_size` completions per example and scores their correctness.
 
@@ -96,12 +97,23 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     fmt: prompt formatting.
     check: the verifier.
     features: optional `host_features.HostFeatures` filling the fields the reward reads.
+    budget_p: optional [P] int32 per-prompt token budgets (a budget schedule's output): the
+      decode cap of each prompt's samples, or, with `budget_template`, stated in the prompt.
+    budget_template: e.g. "Think for {n} tokens." (L1): appended to each prompt with its
+      budget, recorded in `Rollout.budget_b`, and NOT enforced as the decode cap.
 
   Returns:
     (Rollout with B = P·G numpy rows incl. prompt tokens, completion texts, stats dict).
   """
+  stated = budget_p is not None and bool(budget_template)
+  if stated:
+    examples = [dataclasses.replace(ex, prompt=f"{ex.prompt}\n{budget_template.format(n=int(n))}")
+                for ex, n in zip(examples, budget_p)]
   tokens_ps, mask_ps, cut = encode_prompts(tokenizer, examples, fmt)
-  out = rollout.sample(model_cfg, params, tokens_ps, mask_ps, key, sp, num_samples=group_size)
+  cap_b = None if budget_p is None or stated else np.repeat(
+      np.asarray(budget_p, np.int32), group_size)
+  out = rollout.sample(model_cfg, params, tokens_ps, mask_ps, key, sp, num_samples=group_size,
+                       budget_b=cap_b)
   texts = rollout.completions_to_text(tokenizer, out)
   refs, kinds = zip(*[verify.reference_of(ex) for ex in examples for _ in range(group_size)])
   correct_b = np.asarray(check(texts, list(refs), list(kinds)), bool)
@@ -121,6 +133,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
       # ARLCP reads this; cheap regex counts, so every rollout carries it
       reflection_count_b=np.asarray([reflection.count_reflections(t) for t in texts],
                                     np.int32))
+  if stated:
+    batch = batch.replace(budget_b=rep(np.asarray(budget_p, np.int32)))
   if out.entropy_bt is not None:   # sampler flag set because the reward reads it
     batch = batch.replace(token_entropy_bt=np.asarray(out.entropy_bt, np.float32))
   if features is not None:
