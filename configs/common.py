@@ -172,6 +172,10 @@ ADVANTAGE_DEFAULTS = {
         "eps": 1e-6,                 # added to the group std
     },
     "dr_grpo": {},                   # mean-centred only; no knobs
+    "decs_position": {               # DECS: per token position within the group
+        "std_ddof": 1,               # unbiased std (torch.std), as grpo
+        "eps": 1e-6,                 # added to the std (DECS code: 1e-6)
+    },
     "rloo": {},                      # leave-one-out baseline, G/(G-1)(r - mean_g); no knobs
     "reinforce_pp": {                # REINFORCE++: batch-whitened discounted returns
         "gamma": 1.0,                # discount of the token-reward return (verl default)

@@ -1,5 +1,6 @@
 """Advantage estimators: registry `ADVANTAGES`; importing the family modules registers them."""
 from concise_jax.advantages.base import ADVANTAGES
+from concise_jax.advantages import decs  # noqa: F401  (registers)
 from concise_jax.advantages import grpo  # noqa: F401  (registers)
 from concise_jax.advantages import gtpo  # noqa: F401  (registers)
 from concise_jax.advantages import reinforce_pp  # noqa: F401  (registers)
