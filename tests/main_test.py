@@ -31,7 +31,7 @@ def test_unknown_method_name_fails_before_the_workdir_exists(tmp_path):
   config = grpo_lambda.get_config("model=tiny,runlocal")
   config.advantage.name = "rloo_plus"
   workdir = tmp_path / "run"
-  with pytest.raises(ValueError, match="unknown advantage 'rloo_plus'; valid choices: dr_grpo"):
+  with pytest.raises(ValueError, match="unknown advantage 'rloo_plus'; valid choices: decs_position, dr_grpo"):
     main.launch(config, str(workdir))
   assert not workdir.exists()
 

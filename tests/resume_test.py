@@ -74,7 +74,9 @@ def test_smoke_run_writes_metrics_checkpoints_and_events(straight):
   workdir, result = straight
   assert result.step == STEPS and not result.halted
   rows = _rows(workdir)
-  assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+  assert [r["step"] for r in rows] == list(range(0, STEPS + 1))   # 0: evaluation before training
+  assert "eval/rollout/accuracy" in rows[0]
+  rows = rows[1:]
   for key in ("rollout/accuracy", "len/all/mean", "len/all/p90", "rollout/truncation_rate",
               "policy/entropy", "policy/clip_frac", "loss/kl", "optim/grad_norm",
               "loss/total", "reward/mean", "reward/grpo_lambda/selected_frac"):

@@ -458,7 +458,8 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
                        f"applied, nothing saved; last good checkpoint: step "
                        f"{manager.latest_step()}")
         break
-      if evaluating and (step_index % config.eval.every == 0 or step_index == end):
+      if evaluating and (step_index % config.eval.every == 0
+                         or step_index == config.train.steps):
         eval_after = evaluate(r, state)
         metrics.update(eval_after)
       writer.write(step_index, metrics)
