@@ -29,7 +29,8 @@ model's `generate` for TRL, both timed to completion), scoring (verification + r
 encoding, decoding, log-prob forwards incl. the KL reference, backward, optimizer). Steps are
 timed around `loop.train_step` (ours) and from `on_step_begin` to `on_step_end` (TRL callback).
 Each (system, KL) pair runs in a fresh subprocess, so peak RSS (`ru_maxrss`) is its own: 1
-warm-up step (ours: compiles; reported separately) + `--steps` timed steps, median reported.
+warm-up step (ours: compiles; lowering + XLA compile time reported separately, from
+jax.monitoring) + `--steps` timed steps, median of each column reported.
 
 TRL loads the weights from a Hugging Face directory written once by our exporter
 (`export_hf_checkpoint`) into `--cache_dir`. Without trl/torch only ours runs.
@@ -188,6 +189,22 @@ def _timed(fn, acc: dict, key: str, on_result=None):
   return wrapper
 
 
+# Lowering and XLA compilation (not tracing, whose events nest inside each other).
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+
+
+def _count_compile_time(acc: dict):
+  """Adds every jit lowering + XLA compile duration to acc["compile"] (jax.monitoring)."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  def listener(event: str, duration_secs: float, **kwargs):
+    del kwargs
+    if event in _COMPILE_EVENTS:
+      acc["compile"] += duration_secs
+  jax.monitoring.register_event_duration_secs_listener(listener)
+
+
 def run_ours(spec: dict) -> dict:
   """Warm-up + timed steps of our host loop (`loop.train_step`), instrumented."""
   import jax  # pylint: disable=import-outside-toplevel
@@ -205,7 +222,9 @@ def run_ours(spec: dict) -> dict:
     config.rollout.max_prompt_tokens = max(len(p["ids"]) for p in prompts)
   _log(f"ours: setup {time.perf_counter() - t0:.1f}s, prompts padded to "
        f"{config.rollout.max_prompt_tokens} tokens, threads={len(os.sched_getaffinity(0))}")
-  acc = {"rollout": 0.0, "scoring": 0.0}
+  setup_rss = _peak_rss_gib()
+  acc = {"rollout": 0.0, "scoring": 0.0, "compile": 0.0}
+  _count_compile_time(acc)
   lengths, correct = [], []
   r.check = _timed(r.check, acc, "scoring", on_result=correct.extend)
   r.fns.score = _timed(r.fns.score, acc, "scoring")
@@ -217,7 +236,7 @@ def run_ours(spec: dict) -> dict:
                                          on_result=lambda o: lengths.append(
                                              np.asarray(o.length_b)))):
     for step in range(sizes.warmup + sizes.steps):
-      acc.update(rollout=0.0, scoring=0.0)
+      acc.update(rollout=0.0, scoring=0.0, compile=0.0)
       lengths.clear()
       correct.clear()
       t0 = time.perf_counter()
@@ -228,15 +247,20 @@ def run_ours(spec: dict) -> dict:
                                 accuracy=float(np.mean(correct)),
                                 min_tokens=int(all_lengths.min()),
                                 max_tokens=int(all_lengths.max()),
-                                jit_update_s=metrics["perf/update_s"]))
+                                jit_update_s=metrics["perf/update_s"],
+                                compile_s=acc["compile"]))
       _log(f"ours step {step}: {step_s:.1f}s (rollout {acc['rollout']:.1f}s, "
-           f"scoring {acc['scoring']:.2f}s, jitted update {metrics['perf/update_s']:.1f}s)")
+           f"scoring {acc['scoring']:.2f}s, jitted update {metrics['perf/update_s']:.1f}s, "
+           f"compiling {acc['compile']:.1f}s)")
   manager.close()
   close_checker()
   shutil.rmtree(workdir, ignore_errors=True)
   del state
   out = _summarise(records[sizes.warmup:], records[:sizes.warmup])
   out["jit_update_s"] = statistics.median(r["jit_update_s"] for r in records[sizes.warmup:])
+  out["compile_s"] = sum(r["compile_s"] for r in records[:sizes.warmup])
+  out["timed_compile_s"] = sum(r["compile_s"] for r in records[sizes.warmup:])
+  out["setup_rss_gib"] = setup_rss
   out["prompt_tokens"] = config.rollout.max_prompt_tokens
   out["backend"] = f"jax {jax.__version__}"
   return out
@@ -369,6 +393,7 @@ def run_trl(spec: dict) -> dict:
                             callbacks=[_trl_callback(acc, records, torch)])
   model = trainer.accelerator.unwrap_model(trainer.model)   # what TRL calls generate on
   model.generate = _timed_torch(model.generate, acc)
+  setup_rss = _peak_rss_gib()
   _log(f"trl: setup {time.perf_counter() - t0:.1f}s, torch threads {torch.get_num_threads()}, "
        f"dtype {next(model.parameters()).dtype}")
   trainer.train()
@@ -376,6 +401,7 @@ def run_trl(spec: dict) -> dict:
   out = _summarise(records[sizes.warmup:], records[:sizes.warmup])
   out["prompt_tokens"] = max(len(p["ids"]) for p in prompts)
   out["torch_threads"] = records[-1]["torch_threads"]
+  out["setup_rss_gib"] = setup_rss
   out["checkpointing"] = all(r["checkpointing"] for r in records)
   out["backend"] = f"trl {trl.__version__}, torch {torch.__version__}"
   return out
@@ -415,12 +441,16 @@ def spawn(spec: dict, log_path: str) -> dict | None:
   with open(log_path, "a", encoding="utf-8") as log, subprocess.Popen(
       cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
     log.write(f"\n===== {spec['role']} {spec.get('kl', '')} =====\n")
-    for line in proc.stdout:
-      log.write(line)
-      if line.startswith(RESULT_TAG):
-        result = json.loads(line[len(RESULT_TAG):])
-      elif line.startswith(LOG_TAG):
-        print("  " + line[len(LOG_TAG):], end="", flush=True)
+    try:
+      for line in proc.stdout:
+        log.write(line)
+        if line.startswith(RESULT_TAG):
+          result = json.loads(line[len(RESULT_TAG):])
+        elif line.startswith(LOG_TAG):
+          print("  " + line[len(LOG_TAG):], end="", flush=True)
+    except KeyboardInterrupt:
+      proc.kill()                        # our own child: don't leave it running
+      raise
   if proc.returncode != 0 or result is None:
     with open(log_path, encoding="utf-8") as log:
       tail = log.readlines()[-30:]
@@ -486,18 +516,22 @@ def print_report(results: dict, sizes: Sizes, args, steal_pct: float, quick: boo
   print("\nnotes:")
   for (system, kl), r in results.items():
     tokens = sizes.rows * sizes.new_tokens
-    warm = ("" if r["warmup_s"] is None else
-            f"warm-up step {r['warmup_s']:.1f}s"
-            + (f" (compile ~{r['warmup_s'] - r['step_s']:.1f}s), " if system == "ours" else ", "))
-    extra = (f", jitted update alone {r['jit_update_s']:.1f}s" if system == "ours" else
-             f", torch threads {r['torch_threads']}, gradient checkpointing "
-             f"{'on' if r['checkpointing'] else 'OFF'}")
+    warm = "" if r["warmup_s"] is None else f"warm-up step {r['warmup_s']:.1f}s, "
+    if system == "ours":
+      extra = (f", jitted update alone {r['jit_update_s']:.1f}s, compile (lowering + XLA) "
+               f"{r['compile_s']:.1f}s in warm-up / {r['timed_compile_s']:.1f}s in timed steps")
+    else:
+      extra = (f", torch threads {r['torch_threads']}, gradient checkpointing "
+               f"{'on' if r['checkpointing'] else 'OFF'}")
+    extra += f", peak RSS after set-up {r['setup_rss_gib']:.2f} GiB"
     print(f"- {system} KL {kl}: {warm}steps {r['steps_s']} s, generation "
           f"{tokens / r['rollout_s']:.1f} tok/s, tokens/row {r['min_tokens']}-{r['max_tokens']},"
           f" prompt {r['prompt_tokens']} tokens, accuracy {r['accuracy']:.2f}{extra}; "
           f"{r['backend']}; 1-min load at end {r['load_end']:.2f}")
   if sizes.warmup == 0:
     print("- no warm-up step: ours' timed step includes compilation (quick mode)")
+  if len(results) < len(args.kl) * len(args.systems):
+    print("- INCOMPLETE: some runs failed or were interrupted (see above)")
   print(f"- CPU steal time during the run: {steal_pct:.1f}% of all jiffies "
         f"(high values: noisy neighbours, rerun on a quiet machine)")
   print(f"- {machine_info(args.threads)}")
@@ -556,12 +590,15 @@ def main():
   if "trl" in args.systems and spawn({**base, "role": "prepare"}, log_path) is None:
     args.systems = [s for s in args.systems if s != "trl"]
   results = {}
-  for kl in args.kl:                     # systems alternate, so load drift hits both alike
-    for system in args.systems:
-      print(f"{system}, KL {kl}:", flush=True)
-      out = spawn({**base, "role": system, "kl": kl, "beta": BETAS[kl]}, log_path)
-      if out is not None:
-        results[(system, kl)] = out
+  try:
+    for kl in args.kl:                   # systems alternate, so load drift hits both alike
+      for system in args.systems:
+        print(f"{system}, KL {kl}:", flush=True)
+        out = spawn({**base, "role": system, "kl": kl, "beta": BETAS[kl]}, log_path)
+        if out is not None:
+          results[(system, kl)] = out
+  except KeyboardInterrupt:             # Ctrl-C / kill -INT: report what finished
+    print("interrupted: reporting the finished runs only", flush=True)
   steal1, total1 = _steal_jiffies()
   steal_pct = 100.0 * (steal1 - steal0) / max(total1 - total0, 1)
   print_report(results, sizes, args, steal_pct, args.quick)
