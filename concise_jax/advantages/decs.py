@@ -13,11 +13,12 @@ def decs_position(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt:
 
   DECS gives each token its own reward (`RewardOutput.token_rewards_bt`: redundant tokens of
   correct answers earn a smaller bonus), so responses are compared position by position: token
-  t of response i against token t of its group mates. Inferred (rewards.md is silent): the
-  statistics at position t are over the responses of the group that HAVE a token at t under the
-  loss mask (padding is not a reward of 0); a position with fewer than `std_ddof` + 1 such
-  responses, or whose rewards are all equal, gets A = 0 — one response has no group to be
-  compared with. `std_ddof=1` as GRPO (torch.std).
+  t of response i against token t of its group mates. Our choice: the statistics at position t
+  are over the responses of the group that HAVE a token at t under the loss mask; a position
+  with fewer than `std_ddof` + 1 such responses, or whose rewards are all equal, gets A = 0.
+  The official DECS code differs: it fills each row's padding with that row's outcome value,
+  takes mean/std over all G rows (no zero-std guard; G = 1 passes R through) and masks after —
+  so long-vs-short groups get different numbers there. `std_ddof=1` as GRPO (torch.std).
 
   Args:
     reward_out: reads `token_rewards_bt` [B, T] (the `decs` reward fills it); without it,
