@@ -84,6 +84,13 @@ def _shape_errors(config) -> list[str]:
   if len(config.mesh.shape) != 3:
     errors.append(f"config.mesh.shape {tuple(config.mesh.shape)} needs 3 entries "
                   "(data, fsdp, tensor)")
+  if len(config.mesh.dcn_shape) != 3 or min(config.mesh.dcn_shape) < 1:
+    errors.append(f"config.mesh.dcn_shape {tuple(config.mesh.dcn_shape)} needs 3 positive "
+                  "entries (data, fsdp, tensor across slices)")
+  for key in ("dtype", "param_dtype"):
+    if config.model[key] not in ("float32", "bfloat16", "float16"):
+      errors.append(f"config.model.{key}={config.model[key]!r}; valid choices: bfloat16, "
+                    "float16, float32")
   return errors
 
 

@@ -21,6 +21,14 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]); override with --config.a.b=v.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, config.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 for a multi-process run (with "
+    "--num_processes and --process_id); every process runs the same command.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. N-1.")
+_DISTRIBUTED = flags.DEFINE_boolean(
+    "distributed", False, "Join a multi-process run found by jax.distributed.initialize()'s "
+    "cluster detection (TPU pods, SLURM, Open MPI) instead of the explicit flags.")
 
 
 def _config_file(argv: list[str]) -> str | None:
@@ -71,10 +79,11 @@ def launch(config, workdir: str):
   errors = config_check.validate(config)
   if errors:
     raise ValueError("invalid config:\n  " + "\n  ".join(errors))
-  from concise_jax import train  # pylint: disable=import-outside-toplevel  # after validation
+  from concise_jax import distributed, train  # pylint: disable=import-outside-toplevel
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    json.dump(json.loads(config.to_json()), f, indent=2, sort_keys=True)
+  if distributed.is_lead():
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+      json.dump(json.loads(config.to_json()), f, indent=2, sort_keys=True)
   return train.run(config, workdir)
 
 
@@ -86,6 +95,10 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     # orbax logs every checkpoint file operation at INFO; the console line carries progress.
     logging.set_verbosity(logging.WARNING)
+  if _COORDINATOR.value or _DISTRIBUTED.value:
+    from concise_jax import distributed  # pylint: disable=import-outside-toplevel
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                           auto=_DISTRIBUTED.value)
   try:
     result = launch(_CONFIG.value, _WORKDIR.value)
   except ValueError as e:

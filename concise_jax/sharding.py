@@ -5,12 +5,14 @@ table maps each name to a mesh axis, a tuple of mesh axes, or None (replicated).
 is therefore a config change, and a one-device mesh (every rule trivially satisfied) runs the
 same program as a pod.
 """
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -31,26 +33,53 @@ DEFAULT_RULES = (
 )
 
 
-def make_mesh(shape: Sequence[int], axes: Sequence[str] = MESH_AXES) -> jax.sharding.Mesh:
-  """A mesh over the first prod(shape) devices; one entry may be -1 ("all remaining devices").
-
-  Taking a prefix of the devices (instead of requiring all of them) lets a (1, 1, 1) mesh run
-  in a process that simulates 8 CPU devices, as the tests do.
-  """
+def _resolve_shape(shape: Sequence[int], available: int, what: str) -> list[int]:
   shape = [int(s) for s in shape]
-  if len(shape) != len(axes):
-    raise ValueError(f"mesh shape {shape} needs one entry per axis {tuple(axes)}")
+  if len(shape) != len(MESH_AXES):
+    raise ValueError(f"{what} {shape} needs one entry per axis {MESH_AXES}")
   if shape.count(-1) > 1:
-    raise ValueError(f"mesh shape {shape}: at most one -1")
+    raise ValueError(f"{what} {shape}: at most one -1")
   if -1 in shape:
     rest = math.prod(s for s in shape if s != -1)
-    shape[shape.index(-1)] = jax.device_count() // rest
+    shape[shape.index(-1)] = available // max(rest, 1)
   n = math.prod(shape)
-  if n < 1 or n > jax.device_count():
-    raise ValueError(f"mesh shape {shape} needs {n} devices; {jax.device_count()} available")
-  devices = np.asarray(jax.devices()[:n]).reshape(shape)
-  return jax.sharding.Mesh(devices, tuple(axes),
-                           axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
+  if n < 1 or n > available:
+    raise ValueError(f"{what} {shape} needs {n} devices; {available} available")
+  return shape
+
+
+def make_mesh(shape: Sequence[int], axes: Sequence[str] = MESH_AXES, *,
+              dcn_shape: Sequence[int] | None = None) -> jax.sharding.Mesh:
+  """A topology-aware (data, fsdp, tensor) mesh; one entry may be -1 ("all remaining devices").
+
+  Single slice: `jax.make_mesh` orders devices by the physical topology (ICI rings on TPU).
+  Multi-slice (`dcn_shape` with a product > 1, e.g. (2, 1, 1) for data parallelism across two
+  TPU slices, or across hosts of a GPU cluster, where each process is one granule): `mesh_utils.create_hybrid_device_mesh`, so only the DCN factor of each axis
+  crosses slices; `shape` is then the per-slice (ICI) shape and the mesh is their product.
+
+  A mesh smaller than the device count takes the first devices (sorted by process, then id),
+  which lets a (1, 1, 1) mesh run in a process that simulates 8 CPU devices, as tests do.
+  """
+  if tuple(axes) != MESH_AXES:
+    raise ValueError(f"mesh axes must be {MESH_AXES}, got {tuple(axes)}")
+  axis_types = (jax.sharding.AxisType.Auto,) * len(axes)
+  dcn = [1] * len(axes) if dcn_shape is None else [int(d) for d in dcn_shape]
+  if len(dcn) != len(axes) or min(dcn) < 1:
+    raise ValueError(f"mesh dcn_shape {tuple(dcn)} needs one positive entry per axis {MESH_AXES}")
+  slices = math.prod(dcn)
+  if slices > 1:
+    ici = _resolve_shape(shape, jax.device_count() // slices, "mesh shape (per slice)")
+    # TPU slices carry `slice_index`; GPU / CPU clusters have one granule per process.
+    per_process = not hasattr(jax.devices()[0], "slice_index")
+    devices = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices=jax.devices(),
+                                                   process_is_granule=per_process)
+    return jax.sharding.Mesh(devices, tuple(axes), axis_types=axis_types)
+  shape = _resolve_shape(shape, jax.device_count(), "mesh shape")
+  n = math.prod(shape)
+  devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+  if n < len(devices):
+    devices = devices[:n]
+  return jax.make_mesh(tuple(shape), tuple(axes), axis_types=axis_types, devices=devices)
 
 
 def logical_to_spec(names: Sequence[str | None], rules: Sequence[tuple], *,
@@ -116,3 +145,29 @@ def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
 def batch_sharding(mesh: jax.sharding.Mesh, rules: Sequence[tuple]) -> NamedSharding:
   """Leading-axis ("batch") sharding; as a pytree prefix it covers every per-sample leaf."""
   return NamedSharding(mesh, logical_to_spec(("batch",), rules))
+
+
+def freeze_rules(rules: Sequence) -> tuple:
+  """The rules table as nested tuples (configs may hand back lists), hashable for jit."""
+  return tuple((name, tuple(t) if isinstance(t, (list, tuple)) else t) for name, t in rules)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """A mesh and its rules table as one hashable value: jitted functions take it as a static
+  argument and pin intermediates (e.g. the sampler's KV cache) to logical layouts with it."""
+  mesh: jax.sharding.Mesh
+  rules: tuple
+
+  @classmethod
+  def of(cls, mesh: jax.sharding.Mesh, rules: Sequence) -> "Layout":
+    return cls(mesh, freeze_rules(rules))
+
+  def sharding(self, names: Sequence[str | None], shape: Sequence[int]) -> NamedSharding:
+    """Sharding of an array of `shape` whose dims carry logical `names`."""
+    return NamedSharding(self.mesh, logical_to_spec(names, self.rules, shape=shape,
+                                                    mesh=self.mesh))
+
+  def constrain(self, x: jax.Array, names: Sequence[str | None]) -> jax.Array:
+    """`with_sharding_constraint` by logical names (inside jit)."""
+    return jax.lax.with_sharding_constraint(x, self.sharding(names, x.shape))

@@ -363,6 +363,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = "smollm2-135m-instruct"  # known name, "tiny" (test model) or checkpoint path
   c.model.remat = True                # rematerialise each layer in the backward (memory)
+  c.model.dtype = "float32"           # compute dtype: "bfloat16" on TPU/GPU (slow on XLA:CPU)
+  c.model.param_dtype = "float32"     # master weights (and so optimizer moments); keep float32
   c.model.lora = ml_collections.ConfigDict()
   c.model.lora.rank = 0               # 0 = full fine-tuning; > 0 trains rank-r adapters only
   c.model.lora.alpha = 32.0           # adapter scale alpha / rank
@@ -436,7 +438,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.samples_per_prompt = 1       # > 1 reports mean accuracy over samples (with temperature)
 
   c.mesh = ml_collections.ConfigDict()
-  c.mesh.shape = (1, 1, 1)            # (data, fsdp, tensor); one -1 = all remaining devices
+  c.mesh.shape = (1, -1, 1)           # (data, fsdp, tensor) per slice; one -1 = the rest
+  c.mesh.dcn_shape = (1, 1, 1)        # across slices / hosts (multi-slice): e.g. (2, 1, 1)
   c.mesh.rules = sharding.DEFAULT_RULES  # logical axis → mesh axes
   return c
 
@@ -453,6 +456,7 @@ def shrink_for_local(c: ml_collections.ConfigDict, model: str) -> None:
   c.train.ckpt_every = 2
   c.train.logp_chunk = 8
   c.eval.num_prompts = 8
+  c.mesh.shape = (1, 1, 1)            # one device: tests simulate 8, laptops have 1
 
 
 def apply_common_args(c: ml_collections.ConfigDict, arg: ml_collections.ConfigDict) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from concise_jax import data, rollout, testing, types
 from concise_jax.rewards import REWARDS, reflection
+from concise_jax.rollout import sampler
 from concise_jax.train import rollout_step
 from configs import common
 
@@ -95,7 +96,7 @@ def test_rollout_batch_fills_reflection_counts(monkeypatch):
       finished_b=np.ones(4, bool), truncated_b=np.zeros(4, bool))
   monkeypatch.setattr(rollout_step, "encode_prompts",
                       lambda tok, ex, fmt: (np.ones((2, 2), np.int32), np.ones((2, 2)), 0))
-  monkeypatch.setattr(rollout, "sample", lambda *args, **kwargs: out)
+  monkeypatch.setattr(sampler, "sample", lambda *args, **kwargs: out)
   monkeypatch.setattr(rollout, "completions_to_text", lambda tok, o: texts)
   examples = [data.Example(id=f"x/{i}", prompt="2+2?", answer="4", difficulty=1,
                            split="train", source="x") for i in range(2)]

@@ -15,6 +15,7 @@ import sys
 import jax
 from absl import app, flags
 
+from concise_jax import distributed
 from concise_jax.eval import report, runner
 from concise_jax.verify import Verifier
 
@@ -38,6 +39,17 @@ _INSTRUCTION = flags.DEFINE_string(
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write results; unset = stdout only.")
 _SEED = flags.DEFINE_integer("seed", 0, "Task generation and sampling seed.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show tqdm progress bars.")
+
+_MESH = flags.DEFINE_list("mesh_shape", ["1", "-1", "1"],
+                          "(data, fsdp, tensor) decode mesh; one -1 = all remaining devices.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 for a multi-process evaluation "
+    "(with --num_processes and --process_id); every process runs the same command.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. N-1.")
+_DISTRIBUTED = flags.DEFINE_boolean(
+    "distributed", False, "Join a multi-process run via jax.distributed.initialize()'s cluster "
+    "detection (TPU pods, SLURM, Open MPI).")
 
 flags.mark_flags_as_required(["checkpoint", "data"])
 
@@ -63,17 +75,22 @@ def run_config(specs: list[str], settings: runner.EvalSettings) -> dict:
 
 def main(argv):
   del argv
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                         auto=_DISTRIBUTED.value)
   specs = data_specs(_DATA.value)
   settings = settings_from_flags()
   datasets = {runner.dataset_label(s): (s, runner.load_examples(s, _N.value, _SEED.value))
               for s in specs}  # load every dataset first: a bad spec fails before the model
-  policy = runner.load_policy(_CHECKPOINT.value)
+  policy = runner.place_on_mesh(runner.load_policy(_CHECKPOINT.value),
+                                tuple(int(x) for x in _MESH.value))
   per_dataset = {}
   with Verifier() as verifier:
     for label, (spec, examples) in datasets.items():
       records, throughput = runner.evaluate_dataset(
           policy, examples, settings, verifier, label=label, progress=_PROGRESS.value)
       per_dataset[label] = (spec, records, throughput)
+  if not distributed.is_lead():   # every process computed the same results; one reports
+    return
   results = report.build_results(run_config(specs, settings), per_dataset)
   print(report.markdown(results))
   if _OUT_DIR.value:

@@ -24,8 +24,9 @@ import jax
 import numpy as np
 import tqdm
 
-from concise_jax import data, models, rollout
+from concise_jax import data, distributed, models, rollout, sharding
 from concise_jax.data.example import Example
+from concise_jax.rollout import mesh_sampling
 from concise_jax.verify import Verifier, reference_of
 
 PROMPT_BUCKET = 64  # padded prompt lengths round up to this: few distinct shapes across datasets
@@ -33,11 +34,25 @@ PROMPT_BUCKET = 64  # padded prompt lengths round up to this: few distinct shape
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-  """What an evaluation needs from a checkpoint: the triple `models.load` returns, plus a name."""
+  """What an evaluation needs from a checkpoint: the triple `models.load` returns, a name, and
+  the mesh it decodes on (None: one device)."""
   name: str
   cfg: models.ModelConfig
   params: Any
   tokenizer: Any
+  layout: sharding.Layout | None = None
+
+
+def place_on_mesh(policy: Policy, mesh_shape=(1, -1, 1), rules=sharding.DEFAULT_RULES,
+                  dcn_shape=None) -> Policy:
+  """The policy with its params sharded over a mesh by the logical rules (as in training), so
+  decode rows spread over every device and process."""
+  mesh = sharding.make_mesh(mesh_shape, dcn_shape=dcn_shape)
+  layout = sharding.Layout.of(mesh, rules)
+  shardings = sharding.tree_shardings(mesh, models.param_axes(policy.cfg), layout.rules,
+                                      policy.params)
+  return dataclasses.replace(policy, params=distributed.put(policy.params, shardings),
+                             layout=layout)
 
 
 def load_policy(spec: str) -> Policy:
@@ -220,14 +235,19 @@ def _pass_key(settings: EvalSettings, greedy: bool, label: str) -> jax.Array:
 
 def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int):
   """Samples g completions per prompt row; returns the first `keep` rows' (texts, lengths,
-  truncated flags), the seconds it took, and the decode row-steps it ran."""
+  truncated flags, the rows among them this process verifies, the row owner map), the seconds
+  it took, and the decode row-steps it ran."""
   t0 = time.perf_counter()
-  out = rollout.sample(policy.cfg, policy.params, tokens, mask, key, sp, num_samples=g)
+  sampled = mesh_sampling.sample(policy.cfg, policy.params, tokens, mask, key, sp,
+                                 num_samples=g, layout=policy.layout)
+  out = sampled.out
   texts = rollout.completions_to_text(policy.tokenizer, out)
-  lengths, truncated = (np.asarray(x) for x in jax.device_get((out.length_b, out.truncated_b)))
+  lengths, truncated = np.asarray(out.length_b), np.asarray(out.truncated_b)
   seconds = time.perf_counter() - t0
   row_steps = int(lengths.max(initial=0)) * len(lengths)
-  return texts[:keep], lengths[:keep], truncated[:keep], seconds, row_steps
+  mine = sampled.rows[sampled.rows < keep]
+  return (texts[:keep], lengths[:keep], truncated[:keep], mine, sampled.owner[:keep], seconds,
+          row_steps)
 
 
 def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSettings,
@@ -259,12 +279,14 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
     real = chunk[:len(dict.fromkeys(chunk))]  # the repeated tail is padding: decoded, dropped
     tokens, mask = rollout.left_pad([ids[j] for j in chunk], policy.tokenizer.pad_id,
                                     min_len=prompt_len)
-    texts, lengths, truncated, seconds, row_steps = _decode_chunk(
+    texts, lengths, truncated, mine, owner, seconds, row_steps = _decode_chunk(
         policy, tokens, mask, jax.random.fold_in(key, i), sp, g, len(real) * g)
     timing.add(seconds, int(lengths.sum()), row_steps)
     refs = [references[j] for j in real for _ in range(g)]
-    pending.append((real, texts, lengths, truncated,
-                    verifier.submit(texts, [r for r, _ in refs], [k for _, k in refs])))
+    # Each process verifies its own rows; the flags are combined in `_collect`.
+    future = verifier.submit([texts[r] for r in mine], [refs[r][0] for r in mine],
+                             [refs[r][1] for r in mine])
+    pending.append((real, texts, lengths, truncated, (mine, owner, future)))
     bar.update(len(real))
     bar.set_postfix_str(f"{timing.summary()['tok_per_s']:.1f} tok/s")
   bar.close()
@@ -274,8 +296,9 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
 def _collect(pending, num_examples: int, g: int) -> list[list[dict]]:
   """Waits for the verifier and groups each example's completions."""
   results: list[list[dict]] = [[] for _ in range(num_examples)]
-  for chunk, texts, lengths, truncated, future in pending:
-    correct = future.result()
+  for chunk, texts, lengths, truncated, (mine, owner, future) in pending:
+    local = np.asarray(future.result(), bool).reshape(-1)
+    correct = distributed.combine_rows(local, mine, len(texts), owner)
     for row, j in enumerate(np.repeat(chunk, g)):
       results[j].append({"text": texts[row], "tokens": int(lengths[row]),
                          "correct": bool(correct[row]), "truncated": bool(truncated[row])})

@@ -11,6 +11,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from concise_jax import sharding
 from concise_jax.models import transformer
 from concise_jax.models.config import ModelConfig
 
@@ -135,7 +136,24 @@ def _stop_pad(sp: SamplingParams) -> int:
   return max([len(s) for s in sp.stop_sequences] + [1]) - 1
 
 
-def _decode_loop_step(cfg, params, sp, key, budget_b, steering, s: _DecodeState) -> _DecodeState:
+def _pin_rows(layout: sharding.Layout | None, s: _DecodeState) -> _DecodeState:
+  """Keeps every row-indexed array of the decode state sharded over the batch axes (and the
+  KV heads over `tensor` where they divide), so each device decodes only its rows."""
+  if layout is None:
+    return s
+  rows = lambda x: layout.constrain(x, ("batch",) + (None,) * (x.ndim - 1))
+  kv = lambda x: layout.constrain(x, ("batch", "kv_heads", None, None))
+  cache = s.cache.replace(k_bksh=tuple(kv(k) for k in s.cache.k_bksh),
+                          v_bksh=tuple(kv(v) for v in s.cache.v_bksh),
+                          valid_bs=rows(s.cache.valid_bs), pos_b=rows(s.cache.pos_b))
+  return s.replace(logits_bv=rows(s.logits_bv), cache=cache, tokens_bt=rows(s.tokens_bt),
+                   logp_bt=rows(s.logp_bt), length_b=rows(s.length_b), done_b=rows(s.done_b),
+                   finished_b=rows(s.finished_b),
+                   entropy_bt=None if s.entropy_bt is None else rows(s.entropy_bt))
+
+
+def _decode_loop_step(cfg, params, sp, key, budget_b, steering, layout,
+                      s: _DecodeState) -> _DecodeState:
   tok_b, logp_b, entropy_b = _choose_tokens(s.logits_bv, jax.random.fold_in(key, s.step), sp)
   live_b = ~s.done_b
   tok_b = jnp.where(live_b, tok_b, sp.pad_id)
@@ -151,17 +169,19 @@ def _decode_loop_step(cfg, params, sp, key, budget_b, steering, s: _DecodeState)
     entropy_bt = jax.lax.dynamic_update_slice_in_dim(
         entropy_bt, jnp.where(live_b, entropy_b, 0.0)[:, None], s.step, axis=1)
   logits_bv, cache = transformer.decode_step(cfg, params, tok_b, s.cache, steering)
-  return _DecodeState(step=s.step + 1, logits_bv=logits_bv, cache=cache, tokens_bt=tokens_bt,
-                      logp_bt=logp_bt, length_b=length_b,
-                      done_b=s.done_b | ended_b | (length_b >= budget_b),
-                      finished_b=s.finished_b | ended_b, entropy_bt=entropy_bt)
+  new = _DecodeState(step=s.step + 1, logits_bv=logits_bv, cache=cache, tokens_bt=tokens_bt,
+                     logp_bt=logp_bt, length_b=length_b,
+                     done_b=s.done_b | ended_b | (length_b >= budget_b),
+                     finished_b=s.finished_b | ended_b, entropy_bt=entropy_bt)
+  return _pin_rows(layout, new)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "sp", "num_samples"))
+@functools.partial(jax.jit, static_argnames=("cfg", "sp", "num_samples", "layout"))
 def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_mask_ps: jax.Array,
            key: jax.Array, sp: SamplingParams, *, num_samples: int = 1,
            budget_b: jax.Array | None = None,
-           steering: transformer.Steering | None = None) -> SampleOutput:
+           steering: transformer.Steering | None = None,
+           layout: sharding.Layout | None = None) -> SampleOutput:
   """Samples `num_samples` completions per left-padded prompt.
 
   Args:
@@ -172,6 +192,9 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
     budget_b: optional [P * G] int32 per-row max new tokens (<= sp.max_new_tokens), for
       per-prompt budgets (DLER caps, curricula).
     steering: optional residual-stream steering vector (activation steering).
+    layout: the mesh to decode on (static). Rows (P * G) are sharded over its batch axes and
+      the KV cache's heads over `tensor` where they divide; parameters stay in whatever layout
+      they arrive in (the training layout, when called by the trainer). None: no constraints.
   Returns:
     SampleOutput with B = P * G rows.
   """
@@ -193,7 +216,9 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
       finished_b=jnp.zeros((b,), bool),
       entropy_bt=jnp.zeros((b, t), jnp.float32) if sp.return_entropy else None)
   decode_params = transformer.unstack_layers(params)  # once, outside the loop
-  step_fn = functools.partial(_decode_loop_step, cfg, decode_params, sp, key, budget_b, steering)
+  state = _pin_rows(layout, state)
+  step_fn = functools.partial(_decode_loop_step, cfg, decode_params, sp, key, budget_b, steering,
+                              layout)
   state = jax.lax.while_loop(lambda st: (st.step < t) & ~jnp.all(st.done_b), step_fn, state)
   mask_bt = (jnp.arange(t)[None, :] < state.length_b[:, None]).astype(jnp.int32)
   tokens_bt = jnp.where(mask_bt > 0, state.tokens_bt[:, pad:], sp.pad_id)

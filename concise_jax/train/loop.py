@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from concise_jax import budgets, data, filters, models, rewards, sharding, types
+from concise_jax import budgets, data, distributed, filters, models, rewards, sharding, types
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
 from concise_jax.train import host_features
@@ -39,14 +39,21 @@ init_params = jax.jit(models.init_params, static_argnums=0)
 
 
 def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
-  """(model config with the run's remat, params, tokenizer) for `config.model.name`."""
+  """(model config with the run's remat and dtypes, params, tokenizer) for `config.model.name`.
+
+  Params are held in `model.param_dtype` (float32 master weights, so the optimizer moments are
+  float32 too); the forward casts them to the compute `model.dtype` (bfloat16 on TPU/GPU).
+  """
   if config.model.name == "tiny":
     model_cfg = tiny.tiny_config(remat=config.model.remat)
     params = init_params(model_cfg, jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
     tokenizer = tiny.CharTokenizer()
   else:
     model_cfg, params, tokenizer = models.load(config.model.name)
-  return model_cfg.replace(remat=config.model.remat), params, tokenizer
+  model_cfg = model_cfg.replace(remat=config.model.remat, dtype=config.model.dtype,
+                                param_dtype=config.model.param_dtype)
+  params = jax.tree.map(lambda x: x.astype(model_cfg.param_dtype), params)
+  return model_cfg, params, tokenizer
 
 
 def _load(spec: str, split: str, n: int, seed: int) -> list:
@@ -133,6 +140,7 @@ class Functions:
   tx: Any
   state_sh: TrainState
   frozen_sh: Any
+  batch_sh: Any             # the update batch's rows over the batch axes
 
 
 # Config parts the update does not read: changing them must not recompile it.
@@ -194,7 +202,8 @@ def build_functions(config, model_cfg, trainable, frozen, trainable_axes, mesh) 
 
   return Functions(update=update, score=jax.jit(score), keep=jax.jit(filter_fn),
                    model_params=jax.jit(step.policy_from_config(config).model_params),
-                   budget=jax.jit(budget_fn), tx=tx, state_sh=state_sh, frozen_sh=frozen_sh)
+                   budget=jax.jit(budget_fn), tx=tx, state_sh=state_sh, frozen_sh=frozen_sh,
+                   batch_sh=sharding.batch_sharding(mesh, tuple(config.mesh.rules)))
 
 
 def _budget_functions(config) -> tuple[Callable, Callable]:
@@ -225,6 +234,7 @@ class _Run:
   sample_rng: jax.Array             # fold_in(key(seed), 2): per-step keys fold in the step
   features: Any = None              # host_features.HostFeatures, or None (reward needs none)
   monitor_examples: list = dataclasses.field(default_factory=list)  # LASER-D/DE monitor set
+  layout: sharding.Layout | None = None   # the training mesh, on which rollouts decode too
 
 
 @dataclasses.dataclass
@@ -252,7 +262,7 @@ def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, grou
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
       key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check,
       features=r.features, budget_p=budget_p,
-      budget_template=r.config.budget.prompt_template)
+      budget_template=r.config.budget.prompt_template, layout=r.layout)
   return batch, stats["prompts_cut"]
 
 
@@ -265,7 +275,9 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
   c = r.config
   params = r.fns.model_params(state.params, r.frozen)
   sp = rollout_step.sampling_params(c, r.tokenizer)
-  reward_state, generated, reward_metrics = state.reward_state, [], []
+  # Scoring runs on each host (same inputs, same results everywhere): the reward memory comes
+  # off the mesh here and goes back in `train_step`.
+  reward_state, generated, reward_metrics = distributed.fetch(state.reward_state), [], []
   stats = {"prompts_cut": 0, "budgets": []}
 
   def next_batch():
@@ -315,9 +327,9 @@ def _refresh_band_targets(r: _Run, state: TrainState, step_index: int) -> TrainS
   params = r.fns.model_params(state.params, r.frozen)
   sp = rollout_step.sampling_params(r.config, r.tokenizer)
   sample = lambda exs, key, n: _sample_batch(r, params, exs, key, group_size=n, sp=sp)[0]
-  reward_state = host_features.refresh_band_targets(r.config, state.reward_state,
+  reward_state = host_features.refresh_band_targets(r.config, distributed.fetch(state.reward_state),
                                                     r.monitor_examples, sample, step_index)
-  return state.replace(reward_state=jax.device_put(reward_state, r.fns.state_sh.reward_state))
+  return state.replace(reward_state=distributed.put(reward_state, r.fns.state_sh.reward_state))
 
 
 def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState, dict]:
@@ -328,14 +340,16 @@ def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState,
   update_batch, reward_state, generated, reward_metrics, stats = _collect_rollouts(
       r, state, jax.random.fold_in(r.sample_rng, step_index))
   t1 = time.perf_counter()
-  state = state.replace(reward_state=jax.device_put(reward_state, r.fns.state_sh.reward_state))
-  state, update_metrics = r.fns.update(state, r.frozen, update_batch)
-  update_metrics = metrics_lib.to_floats(update_metrics)  # waits for the update
+  state = state.replace(reward_state=distributed.put(reward_state, r.fns.state_sh.reward_state))
+  host_batch = update_batch
+  state, update_metrics = r.fns.update(state, r.frozen,
+                                       distributed.put(update_batch, r.fns.batch_sh))
+  update_metrics = metrics_lib.to_floats(distributed.fetch(update_metrics))  # waits for it
   t2 = time.perf_counter()
-  out = _step_metrics(generated, update_batch, reward_metrics, stats)
+  out = _step_metrics(generated, host_batch, reward_metrics, stats)
   out.update(update_metrics)
   rollout_tokens = sum(float(np.sum(g.length_b)) for g in generated)
-  rb = update_batch.rollout
+  rb = host_batch.rollout
   update_tokens = c.train.ppo_epochs * float(np.sum(rb.prompt_mask_bs) + np.sum(rb.mask_bt))
   out.update({"perf/rollout_s": t1 - t0, "perf/update_s": t2 - t1,
               "perf/rollout_tok_s": rollout_tokens / max(t1 - t0, 1e-9),
@@ -366,11 +380,24 @@ def evaluate(r: _Run, state: TrainState) -> dict[str, float]:
 
 
 def initial_state(config, fns: Functions, trainable, num_prompts: int) -> TrainState:
-  """Step-0 state on the mesh, in buffers of its own (the trainable tree is copied)."""
+  """Step-0 state on the mesh, in buffers of its own (the trainable tree is copied): the state
+  is donated to the update, and the caller's params (e.g. a KL reference) must survive it."""
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   state = init_train_state(trainable, fns.tx, num_prompts=num_prompts, rng=rng)
-  # may_alias=False: the state is donated to the update, the caller's params must survive it.
-  return jax.device_put(state, fns.state_sh, may_alias=False)
+  return distributed.put(state, fns.state_sh)
+
+
+def place_frozen(fns: Functions, frozen: dict, state: TrainState) -> dict:
+  """The frozen trees (LoRA base, KL reference, teacher) on the mesh, as real copies.
+
+  The KL reference starts as the very arrays that are trained; `device_put` may reuse a
+  buffer for a replicated leaf, and the update would then donate what it also reads.
+  """
+  frozen = distributed.put(frozen, fns.frozen_sh)
+  shared = distributed.shared_buffers(state, frozen)
+  if shared:
+    raise RuntimeError(f"train state shares buffers with frozen params: {shared[:5]}")
+  return frozen
 
 
 def _config_diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
@@ -397,20 +424,20 @@ def _make_checker(config):
 def _setup(config, workdir: str):
   model_cfg, params, tokenizer = load_model(config)
   trainable, frozen, axes = split_trainable(config, model_cfg, params)
-  mesh = sharding.make_mesh(config.mesh.shape)
+  mesh = sharding.make_mesh(config.mesh.shape, dcn_shape=config.mesh.dcn_shape)
   fns = build_functions(config, model_cfg, trainable, frozen, axes, mesh)
   examples, eval_examples = load_prompts(config)
   iterator = data.make_prompt_iterator(examples, config.rollout.prompts_per_step,
                                        seed=config.seed)
   state = initial_state(config, fns, trainable, len(examples))
-  frozen = jax.device_put(frozen, fns.frozen_sh)
+  frozen = place_frozen(fns, frozen, state)
   check, close_checker = _make_checker(config)
   r = _Run(config=config, model_cfg=model_cfg, tokenizer=tokenizer, fns=fns, frozen=frozen,
            iterator=iterator, index_of={ex.id: i for i, ex in enumerate(examples)},
            eval_examples=eval_examples, check=check,
            sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2),
            features=host_features.make_host_features(config, tokenizer, check),
-           monitor_examples=examples)
+           monitor_examples=examples, layout=sharding.Layout.of(mesh, config.mesh.rules))
   manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts)
   return r, state, manager, close_checker
 
@@ -483,8 +510,9 @@ def _eval_before(r: _Run, state: TrainState, workdir: str, step_index: int, writ
   if step_index == 0:
     out = evaluate(r, state)
     writer.write(0, out, advance=False)
-    with open(path, "w", encoding="utf-8") as f:
-      json.dump(out, f, indent=2, sort_keys=True)
+    if distributed.is_lead():
+      with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2, sort_keys=True)
     return out
   if os.path.exists(path):
     with open(path, encoding="utf-8") as f:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from concise_jax import data, rollout, types, verify
+from concise_jax import data, distributed, rollout, types, verify
+from concise_jax.rollout import mesh_sampling
 from concise_jax.rollout.generate import chat_ids
 from concise_jax.train import host_features
 from concise_jax.rewards import reflection
@@ -83,7 +84,7 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
                   sp: rollout.SamplingParams, group_size: int, fmt: PromptFormat,
                   check: CheckFn, features: Callable | None = None,
                   budget_p: np.ndarray | None = None, budget_template: str = "",
-                  ) -> tuple[types.Rollout, list[str], dict]:
+                  layout=None) -> tuple[types.Rollout, list[str], dict]:
   """Samples `group_size` completions per example and scores their correctness.
 
   Args:
@@ -101,9 +102,11 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
       decode cap of each prompt's samples, or, with `budget_template`, stated in the prompt.
     budget_template: e.g. "Think for {n} tokens." (L1): appended to each prompt with its
       budget, recorded in `Rollout.budget_b`, and NOT enforced as the decode cap.
+    layout: the mesh to decode on (`sharding.Layout`); None = one device.
 
   Returns:
-    (Rollout with B = P·G numpy rows incl. prompt tokens, completion texts, stats dict).
+    (Rollout with B = P·G numpy rows incl. prompt tokens — the same whole batch on every
+    process —, the completion texts of this process's rows, stats dict).
   """
   stated = budget_p is not None and bool(budget_template)
   if stated:
@@ -112,31 +115,44 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
   tokens_ps, mask_ps, cut = encode_prompts(tokenizer, examples, fmt)
   cap_b = None if budget_p is None or stated else np.repeat(
       np.asarray(budget_p, np.int32), group_size)
-  out = rollout.sample(model_cfg, params, tokens_ps, mask_ps, key, sp, num_samples=group_size,
-                       budget_b=cap_b)
-  texts = rollout.completions_to_text(tokenizer, out)
-  refs, kinds = zip(*[verify.reference_of(ex) for ex in examples for _ in range(group_size)])
-  correct_b = np.asarray(check(texts, list(refs), list(kinds)), bool)
-  out = jax.device_get(out)
+  sampled = mesh_sampling.sample(model_cfg, params, tokens_ps, mask_ps, key, sp,
+                                 num_samples=group_size, layout=layout, budget_b=cap_b)
+  out, rows = sampled.out, sampled.rows
   rep = lambda x: np.repeat(np.asarray(x), group_size, axis=0)
   batch = types.Rollout(
       tokens_bt=np.asarray(out.tokens_bt, np.int32),
       mask_bt=np.asarray(out.mask_bt, np.float32),
       length_b=np.asarray(out.length_b, np.int32),
-      correct_b=correct_b,
-      format_ok_b=np.asarray([has_answer_marker(t) for t in texts], bool),
+      correct_b=np.zeros(out.length_b.shape, bool),
+      format_ok_b=np.zeros(out.length_b.shape, bool),
       truncated_b=np.asarray(out.truncated_b, bool),
       prompt_index_b=rep(np.asarray(prompt_index_p, np.int32)),
       old_logp_bt=np.asarray(out.logp_bt, np.float32),
       prompt_tokens_bs=rep(tokens_ps).astype(np.int32),
       prompt_mask_bs=rep(mask_ps).astype(np.float32),
-      # ARLCP reads this; cheap regex counts, so every rollout carries it
-      reflection_count_b=np.asarray([reflection.count_reflections(t) for t in texts],
-                                    np.int32))
+      reflection_count_b=np.zeros(out.length_b.shape, np.int32))
   if stated:
     batch = batch.replace(budget_b=rep(np.asarray(budget_p, np.int32)))
   if out.entropy_bt is not None:   # sampler flag set because the reward reads it
     batch = batch.replace(token_entropy_bt=np.asarray(out.entropy_bt, np.float32))
+  # Host work (text, verification, host features) only on this process's rows; the per-row
+  # results are then combined so every process holds the whole scored batch.
+  local = jax.tree.map(lambda x: x[rows], batch)
+  texts = rollout.completions_to_text(tokenizer, jax.tree.map(lambda x: x[rows], out))
+  refs, kinds = _references(examples, group_size, rows)
+  local = local.replace(
+      correct_b=np.asarray(check(texts, refs, kinds), bool),
+      format_ok_b=np.asarray([has_answer_marker(t) for t in texts], bool),
+      # ARLCP reads this; cheap regex counts, so every rollout carries it
+      reflection_count_b=np.asarray([reflection.count_reflections(t) for t in texts], np.int32))
   if features is not None:
-    batch = features(batch, texts, list(refs), list(kinds))
+    local = features(local, texts, refs, kinds)
+  batch = distributed.combine_rows(local, rows, batch.length_b.shape[0], sampled.owner)
   return batch, texts, {"prompts_cut": cut}
+
+
+def _references(examples, group_size: int, rows: np.ndarray) -> tuple[list[str], list[str]]:
+  """(reference answers, answer kinds) of the given sample rows."""
+  per_prompt = [verify.reference_of(ex) for ex in examples]
+  pairs = [per_prompt[r // group_size] for r in rows]
+  return [p[0] for p in pairs], [p[1] for p in pairs]
