@@ -22,7 +22,7 @@ def test_bf16_compute_logprobs_close_to_f32():
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params16))
   tokens = jax.random.randint(jax.random.key(1), (4, 24), 3, cfg32.vocab_size)
   logp = lambda cfg: jax.nn.log_softmax(
-      transformer.forward(cfg, params, tokens).astype(jnp.float32), axis=-1)
+      transformer.forward(cfg, params, tokens)[0].astype(jnp.float32), axis=-1)
   lp32, lp16 = logp(cfg32), logp(cfg16)
   taken = lambda lp: jnp.take_along_axis(lp[:, :-1], tokens[:, 1:, None], -1)[..., 0]
   diff = np.abs(np.asarray(taken(lp32) - taken(lp16)))
@@ -47,7 +47,10 @@ def test_bf16_update_loss_close_to_f32_and_state_stays_f32():
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state16.params))
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state16.opt_state)
              if jnp.issubdtype(x.dtype, jnp.floating))
-  for key in ("loss/total", "policy/entropy"):
+  for key in ("loss/total", "policy/entropy", "optim/grad_norm"):
     a, b = float(m32[key]), float(m16[key])
     assert abs(a - b) <= 0.02 * max(1.0, abs(a)), (key, a, b)
-  assert float(m32["loss/total"]) != float(m16["loss/total"])   # bf16 really ran
+  # On-policy, the surrogate's value is -mean(A) whatever the log-probs; the entropy and the
+  # gradient are computed from bf16 logits and must differ a little (bf16 really ran).
+  assert float(m32["policy/entropy"]) != float(m16["policy/entropy"])
+  assert float(m32["optim/grad_norm"]) != float(m16["optim/grad_norm"])
