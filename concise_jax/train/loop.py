@@ -178,7 +178,8 @@ def _build_update(config, model_cfg, trainable, frozen, trainable_axes, mesh) ->
                    for k in frozen}
     frozen_sh = {k: sharding.tree_shardings(mesh, frozen_axes[k], rules, frozen[k])
                  for k in frozen}
-    update = step.make_update_step(config, model_cfg, tx, schedule, teacher_cfg=teacher_cfg)
+    update = step.make_update_step(config, model_cfg, tx, schedule, teacher_cfg=teacher_cfg,
+                                   layout=sharding.Layout.of(mesh, rules))
     _UPDATES[key] = (step.jit_update_step(update, state_sh, frozen_sh, mesh, rules), tx,
                      state_sh, frozen_sh)
   return _UPDATES[key]

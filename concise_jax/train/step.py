@@ -81,17 +81,28 @@ def aggregation_weights(aggregate: Callable, mask_bt: jax.Array) -> jax.Array:
   return jax.grad(lambda loss_bt: aggregate(loss_bt, mask_bt))(jnp.zeros_like(mask_bt))
 
 
-def _split(tree: Any, n: int) -> Any:
-  """[B, ...] leaves → [n, B / n, ...] (contiguous chunks keep groups together)."""
+def _split(tree: Any, n: int, layout: sharding.Layout | None = None) -> Any:
+  """[B, ...] leaves → [n, B / n, ...]: part i holds rows i, i + n, i + 2n, ...
+
+  Strided, not contiguous: rows are sharded over the batch axes in contiguous blocks, so a
+  contiguous part would sit on a few devices and the others would idle (or XLA would gather
+  the batch and compute every part everywhere). Each strided part has rows on every device,
+  and `layout` pins it there. Losses and normalisers never need whole groups in a part (the
+  advantages and aggregation weights are computed on the whole batch first).
+  """
   def one(x):
     if x.shape[0] % n:
       raise ValueError(f"batch of {x.shape[0]} rows does not split into {n} equal parts")
-    return x.reshape(n, x.shape[0] // n, *x.shape[1:])
+    x = jnp.swapaxes(x.reshape(x.shape[0] // n, n, *x.shape[1:]), 0, 1)
+    if layout is not None:
+      x = layout.constrain(x, (None, "batch") + (None,) * (x.ndim - 2))
+    return x
   return jax.tree.map(one, tree)
 
 
 def _merge(tree: Any) -> Any:
-  return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), tree)
+  """Inverse of `_split`: [n, B / n, ...] → [B, ...] in the original row order."""
+  return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:]), tree)
 
 
 def _tree_select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -115,7 +126,8 @@ def _rows_per_chunk(rows: int, wanted: int) -> int:
 
 def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransformation,
                      schedule: optax.Schedule | None = None,
-                     teacher_cfg: ModelConfig | None = None) -> Callable:
+                     teacher_cfg: ModelConfig | None = None,
+                     layout: sharding.Layout | None = None) -> Callable:
   """Builds the pure update from the config; wrap it with `jit_update_step`.
 
   Variants are looked up in the registries and their kwargs bound here, once, outside jit.
@@ -127,6 +139,8 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     schedule: its learning-rate schedule, only for the "optim/lr" metric.
     teacher_cfg: the teacher's static config when `config.teacher.model` is set (None: the
       student's); its params are `frozen["teacher"]`.
+    layout: the training mesh; minibatches and micro-batches are pinned to it so every device
+      computes its own rows of each (None: no constraints, one device).
 
   Returns:
     `update(state: TrainState, frozen: dict, batch: UpdateBatch) -> (TrainState, metrics)`.
@@ -182,7 +196,7 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
   def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt, entropy_w_bt):
     weight_bt = aggregation_weights(aggregate, mask_bt)
     n_micro = mask_bt.shape[0] // _rows_per_chunk(mask_bt.shape[0], micro_rows)
-    micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro)
+    micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro, layout)
 
     def body(grads, xs):
       (_, metrics), g = grad_fn(trainable, frozen, xs)
@@ -222,16 +236,17 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
     no_grad_rows = _rows_per_chunk(b, micro_rows)
     if recompute_old and not old_from_current:
       params = policy.model_params(state.params, frozen)
-      rollout = rollout.replace(old_logp_bt=_batched_logp(logp_fn, params, rollout, no_grad_rows))
+      rollout = rollout.replace(old_logp_bt=_batched_logp(logp_fn, params, rollout, no_grad_rows,
+                                                          layout))
     if kl_coef != 0.0:
       rollout = rollout.replace(ref_logp_bt=_batched_logp(
-          logp_fn, policy.ref_params(frozen), rollout, no_grad_rows))
+          logp_fn, policy.ref_params(frozen), rollout, no_grad_rows, layout))
     if teacher_on:
       rollout = rollout.replace(teacher_logp_bt=_batched_logp(
-          teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows))
+          teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows, layout))
     # entropy_weight_bt (CEEH max-entropy mode) weights the entropy bonus per token; None = 1.
     minibatches = _split((rollout, adv_bt, mask_bt, batch.reward_out.entropy_weight_bt),
-                         num_minibatches)
+                         num_minibatches, layout)
 
     def epoch(carry, _):
       return jax.lax.scan(functools.partial(opt_step, frozen), carry, minibatches)
@@ -266,10 +281,11 @@ def _sequence_logp(model_cfg, params, sequences: tuple, *, temperature, chunk):
                                           temperature=temperature, chunk=chunk)
 
 
-def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int) -> jax.Array:
+def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
+                  layout: sharding.Layout | None = None) -> jax.Array:
   """[B, T] log-probs under `params`, `rows` sequences at a time, without gradient."""
   sequences = _sequences(rollout)
-  parts = _split(sequences, sequences[0].shape[0] // rows)
+  parts = _split(sequences, sequences[0].shape[0] // rows, layout)
   logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs)[0], parts)
   return jax.lax.stop_gradient(_merge(logp_nrt))
 
