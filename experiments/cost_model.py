@@ -55,15 +55,19 @@ def print_pod_tables() -> None:
       lora = cm.step_memory(cfg, POD_MESHES[1], pod_run(t, lora_rank=64))
       entries.append((f"{POD_MESHES[1].label()} T={t // 1024}k LoRA r64", lora))
     print(cm.format_table(entries))
-  print("\n### decode rows per device (P·G = 512 rows)\n")
+  print("\n### decode rows per device as the data axis grows (P·G = 512 rows, Qwen2.5-7B "
+        "KV cache at S=1024, T=8k, bf16)\n")
   run = pod_run(8192)
   rows = []
   for data in (1, 2, 4, 8, 16, 32, 64, 128):
+    row = [data]
     for fsdp in (1, 8):
       mesh = cm.MeshShape(data, fsdp, 1)
-      rows.append([mesh.label(), mesh.devices, cm.rows_per_device(run, mesh),
-                   cm.fmt_bytes(cm.kv_cache_bytes(cm.QWEN2P5_7B, run, mesh))])
-  print(cm.markdown_table(["mesh", "devices", "rows/device", "7B KV cache/device (8k)"], rows))
+      row += [mesh.devices, cm.rows_per_device(run, mesh),
+              cm.fmt_bytes(cm.kv_cache_bytes(cm.QWEN2P5_7B, run, mesh))]
+    rows.append(row)
+  print(cm.markdown_table(["data", "devices (fsdp=1)", "rows/device", "KV cache/device",
+                           "devices (fsdp=8)", "rows/device", "KV cache/device"], rows))
 
 
 def run_from_args(args) -> cm.RunShape:
