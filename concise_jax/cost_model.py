@@ -22,7 +22,8 @@ What is modelled (B = P·G rows, S prompt tokens, T new tokens, Q = S + T, b row
   activations the update's backward, per micro-batch of `micro_batch` rows (b_micro per device):
               remat keeps the residual stream per layer ([b, Q, D]) plus one layer's internals;
               no remat keeps every layer's internals. Attention is the plain einsum form of
-              `models/layers.py`: its [b, N, Q, Q] scores grow with Q², and dominate at 8k+.
+              `models/layers.py`: its [b, N, Q, Q] f32 probabilities (and their gradients in
+              the backward) grow with Q², and dominate at 8k+.
   logits      the log-prob pass builds [b_micro, chunk, V] logits per chunk (f32, three live
               copies: logits, shifted logits, probabilities), never [B, T, V]
   batch       the update's inputs: tokens, masks and log-probs [B, T], prompts [B, S]
@@ -220,30 +221,43 @@ def kv_cache_bytes(cfg: ModelConfig, run: RunShape, mesh: MeshShape,
 
 def layer_activation_bytes(cfg: ModelConfig, run: RunShape, mesh: MeshShape, rows: int,
                            rules=sharding.DEFAULT_RULES) -> int:
-  """One decoder layer's forward intermediates kept for its backward, for `rows` sequences.
+  """One decoder layer's forward values that its backward reads, for `rows` sequences.
 
   Per token: residual and norms (4 D), q/k/v and attention output ((2N + 2K) H), gate, up,
-  activation and their product (4 F), in the compute dtype; per query, N·Q attention scores
-  (f32) and probabilities (compute dtype). Heads and F split over tensor where they divide.
+  activation and their product (4 F), in the compute dtype; per query, the N·Q attention
+  probabilities in f32 (`models/layers.py` takes the softmax in f32). Heads and F split over
+  tensor where they divide.
   """
-  tp = lambda size, name: size // split_of(size, name, mesh, rules)
-  n, k, f = tp(cfg.n_heads, "heads"), tp(cfg.n_kv_heads, "kv_heads"), tp(cfg.mlp_dim, "mlp")
+  n, k, f = _tensor_split(cfg, mesh, rules)
   cdt = DTYPE_BYTES[run.compute_dtype]
   per_token = (4 * cfg.d_model + (2 * n + 2 * k) * cfg.head_dim + 4 * f) * cdt
-  scores = n * run.seq * (4 + cdt)
-  return rows * run.seq * (per_token + scores)
+  return rows * run.seq * (per_token + n * run.seq * 4)
+
+
+def _tensor_split(cfg: ModelConfig, mesh: MeshShape, rules) -> tuple[int, int, int]:
+  """Heads, KV heads and MLP width on one device (split over tensor where it divides)."""
+  tp = lambda size, name: size // split_of(size, name, mesh, rules)
+  return tp(cfg.n_heads, "heads"), tp(cfg.n_kv_heads, "kv_heads"), tp(cfg.mlp_dim, "mlp")
 
 
 def activation_bytes(cfg: ModelConfig, run: RunShape, mesh: MeshShape,
                      rules=sharding.DEFAULT_RULES) -> int:
-  """The update's backward working set for one micro-batch (see the module docstring)."""
+  """The update's backward working set for one micro-batch (see the module docstring).
+
+  remat:    the residual stream entering each layer ([b, Q, D] × L), plus one layer's
+            recomputed forward values; no remat: every layer's forward values. Either way the
+            softmax backward of one layer adds two more [b, N, Q, Q] f32 buffers (the
+            gradients of the probabilities and of the scores), and the causal mask is [b, Q, Q].
+  """
   rows = micro_rows_per_device(run, mesh, rules)
   layer = layer_activation_bytes(cfg, run, mesh, rows, rules)
-  mask = rows * run.seq * run.seq                               # [b, Q, Q] bool causal mask
+  n = _tensor_split(cfg, mesh, rules)[0]
+  softmax_grads = 2 * rows * n * run.seq * run.seq * 4
+  mask = rows * run.seq * run.seq
   if run.remat:
     residual = cfg.n_layers * rows * run.seq * cfg.d_model * DTYPE_BYTES[run.compute_dtype]
-    return residual + layer + mask
-  return cfg.n_layers * layer + mask
+    return residual + layer + softmax_grads + mask
+  return cfg.n_layers * layer + softmax_grads + mask
 
 
 def logits_bytes(cfg: ModelConfig, run: RunShape, mesh: MeshShape,
