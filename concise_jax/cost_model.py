@@ -38,6 +38,8 @@ from concise_jax.models.config import SMOLLM2_135M, ModelConfig
 from concise_jax.models.tiny import tiny_config
 
 GIB = 1024**3
+# Per-chip HBM (GiB) of the accelerators the launch guide covers; "fits" leaves 10% headroom.
+HBM_GIB = {"v5e": 16, "H100": 80, "v5p": 95, "H200": 141}
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 # Qwen2.5 shapes from the public model cards / config.json (Qwen/Qwen2.5-{1.5B,7B,32B}-Instruct):
@@ -334,9 +336,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
   return "\n".join(lines)
 
 
+def fits(mem: dict, headroom: float = 0.9) -> str:
+  """Chips whose HBM holds both peaks of the step with 10% to spare ("-" if none)."""
+  peak = max(mem["rollout_peak"], mem["update_peak"])
+  return ",".join(c for c, gib in HBM_GIB.items() if peak <= headroom * gib * GIB) or "-"
+
+
 def format_table(entries: Sequence[tuple[str, dict]],
                  columns: Sequence[str] = MEMORY_COLUMNS) -> str:
   """(label, `step_memory` dict) rows → markdown, bytes per device."""
-  rows = [[label, *(fmt_bytes(mem[c]) for c in columns), mem["decode_rows"]]
+  rows = [[label, *(fmt_bytes(mem[c]) for c in columns), mem["decode_rows"], fits(mem)]
           for label, mem in entries]
-  return markdown_table(["case", *columns, "decode rows/dev"], rows)
+  return markdown_table(["case", *columns, "decode rows/dev", "fits"], rows)

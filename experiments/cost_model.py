@@ -33,11 +33,14 @@ POD_MESHES = (cm.MeshShape(64, 1, 1), cm.MeshShape(8, 8, 1), cm.MeshShape(1, 64,
 POD_MODELS = ("qwen2.5-1.5b", "qwen2.5-7b", "qwen2.5-32b")
 
 
-def pod_run(max_new_tokens: int, **overrides) -> cm.RunShape:
+def pod_run(max_new_tokens: int, mesh: cm.MeshShape | None = None, **overrides) -> cm.RunShape:
   """The docs' pod step: 32 prompts × 16 samples, 1024-token prompts, bf16 compute, f32
-  master weights and Adam, remat, KL reference, 64-row micro-batches (1 row per device)."""
+  master weights and Adam, remat, KL reference; micro-batches of one row per device (as many
+  global rows as the mesh has row shards), the smallest the update can take."""
   kw = dict(prompts=32, samples=16, prompt_len=1024, max_new_tokens=max_new_tokens,
             micro_batch=64, compute_dtype="bfloat16", kl=True, remat=True, logp_chunk=64)
+  if mesh is not None:
+    kw["micro_batch"] = cm.split_of(kw["prompts"] * kw["samples"], "batch", mesh)
   kw.update(overrides)
   return cm.RunShape(**kw)
 
@@ -51,8 +54,9 @@ def print_pod_tables() -> None:
     entries = []
     for t in (8192, 16384):
       for mesh in POD_MESHES:
-        entries.append((f"{mesh.label()} T={t // 1024}k", cm.step_memory(cfg, mesh, pod_run(t))))
-      lora = cm.step_memory(cfg, POD_MESHES[1], pod_run(t, lora_rank=64))
+        entries.append((f"{mesh.label()} T={t // 1024}k",
+                        cm.step_memory(cfg, mesh, pod_run(t, mesh))))
+      lora = cm.step_memory(cfg, POD_MESHES[1], pod_run(t, POD_MESHES[1], lora_rank=64))
       entries.append((f"{POD_MESHES[1].label()} T={t // 1024}k LoRA r64", lora))
     print(cm.format_table(entries))
   print("\n### decode rows per device as the data axis grows (P·G = 512 rows, Qwen2.5-7B "
