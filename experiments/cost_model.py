@@ -7,13 +7,14 @@
 
 `--mode=pod` (default) prints the tables of docs/scaling.md: bytes per device for each model on
 64 devices, 8k and 16k new tokens, and how decode rows per device fall as the data axis grows.
-`--mode=one` prints one case. `--mode=check` lowers and compiles the tiny model's real update
+`--mode=one` prints one case (`--model`, `--mesh`, `--dcn`, batch and dtype flags). `--mode=check` lowers and compiles the tiny model's real update
 and sampler on the meshes (8,1,1), (1,8,1), (1,1,8), (2,2,2), (4,2,1) of 8 simulated CPU
 devices and prints predicted bytes next to `compiled.memory_analysis()`, then the collectives
 in the compiled HLO (several minutes on 2 cores). `--config` picks the run config of the check
 (default: GRPO-λ with full fine-tuning and KL, `configs/grpo_lambda.py:model=tiny,runlocal`).
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -114,12 +115,12 @@ def memory_rows(results) -> list[list]:
   for r in results:
     p, pa = r["predicted"], r["predicted_args"]
     upd_temp = p["grads"] + p["activations"] + p["logits"]
-    rows.append([str(r["mesh"]), p["decode_rows"],
-                 cm.fmt_bytes(pa["update_args"]), cm.fmt_bytes(r["update"]["argument"]),
+    rows.append([str(tuple(r["mesh"])), p["decode_rows"],
+                 f"{pa['update_args']:,}", f"{r['update']['argument']:,}",
                  _ratio(r["update"]["argument"], pa["update_args"]),
-                 cm.fmt_bytes(pa["sampler_args"]), cm.fmt_bytes(r["sampler"]["argument"]),
+                 f"{pa['sampler_args']:,}", f"{r['sampler']['argument']:,}",
                  _ratio(r["sampler"]["argument"], pa["sampler_args"]),
-                 cm.fmt_bytes(pa["prefill_out"]), cm.fmt_bytes(r["prefill"]["output"]),
+                 f"{pa['prefill_out']:,}", f"{r['prefill']['output']:,}",
                  _ratio(r["prefill"]["output"], pa["prefill_out"]),
                  cm.fmt_bytes(upd_temp), cm.fmt_bytes(r["update"]["temp"]),
                  _ratio(r["update"]["temp"], upd_temp),
@@ -145,7 +146,7 @@ def collective_rows(results) -> list[list]:
   rows = []
   for r in results:
     u, s = r["update_collectives"], r["sampler_collectives"]
-    rows.append([str(r["mesh"]), "update / step",
+    rows.append([str(tuple(r["mesh"])), "update / step",
                  *(_cell(u[k], "per_call", "bytes_per_call") for k in compiled_cost.COLLECTIVES)])
     rows.append(["", "sampler / call",
                  *(_cell(s[k], "per_call", "bytes_per_call") for k in compiled_cost.COLLECTIVES)])
@@ -155,20 +156,27 @@ def collective_rows(results) -> list[list]:
   return rows
 
 
-def print_check(config_name: str, meshes) -> list[dict]:
-  config = check_config(config_name)
-  results = []
-  for shape in meshes:
-    t0 = time.perf_counter()
-    results.append(compiled_cost.check_mesh(config, shape))
-    print(f"compiled {shape} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+def print_check(config_name: str, meshes, json_path: str = "", from_json: bool = False):
+  """Compiles on each mesh (or reads a previous run's `json_path`) and prints both tables."""
+  if from_json:
+    with open(json_path, encoding="utf-8") as f:
+      results = json.load(f)
+  else:
+    config = check_config(config_name)
+    results = []
+    for shape in meshes:
+      t0 = time.perf_counter()
+      results.append(compiled_cost.check_mesh(config, shape))
+      print(f"compiled {shape} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    if json_path:
+      with open(json_path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
   print(f"\n### predicted vs memory_analysis(), tiny model, config {config_name} "
         f"(P=8, G=8, S=64, T=448, micro-batch 8 rows), bytes per device\n")
   print(cm.markdown_table(MEMORY_HEADER, memory_rows(results)))
   print("\n### collectives in the compiled HLO: executions (bytes) \n")
   print(cm.markdown_table(["mesh", "function", *compiled_cost.COLLECTIVES],
                           collective_rows(results)))
-  return results
 
 
 def main():
@@ -177,6 +185,9 @@ def main():
   ap.add_argument("--config", default="grpo_lambda", choices=("grpo_lambda", "quickstart"))
   ap.add_argument("--meshes", default=";".join(",".join(map(str, m)) for m in CHECK_MESHES),
                   help="check mode: ';'-separated data,fsdp,tensor shapes")
+  ap.add_argument("--json", default="", help="check mode: also write the results here")
+  ap.add_argument("--from_json", action="store_true",
+                  help="check mode: print the tables of a previous --json run, no compiling")
   ap.add_argument("--model", default="qwen2.5-7b", choices=sorted(cm.PRESETS))
   ap.add_argument("--mesh", default="8,8,1", help="data,fsdp,tensor inside one slice")
   ap.add_argument("--dcn", type=int, default=1, help="slices joined over the data axis")
@@ -198,7 +209,7 @@ def main():
     print_one(args)
   else:
     meshes = [tuple(int(x) for x in m.split(",")) for m in args.meshes.split(";")]
-    print_check(args.config, meshes)
+    print_check(args.config, meshes, args.json, args.from_json)
 
 
 if __name__ == "__main__":
