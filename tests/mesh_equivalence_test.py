@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 MESHES = [(8, 1, 1), (1, 8, 1), (1, 1, 8), (2, 2, 2), (4, 2, 1)]
 STEPS = 2
+_ROLLOUT_BATCH = rollout_step.rollout_batch
 
 
 def _config(name: str, mesh):
@@ -39,10 +40,9 @@ def _config(name: str, mesh):
 def _run(config, workdir, monkeypatch, **kwargs):
   """(rollout tokens of every sampler call, metrics.jsonl rows, final params on the host)."""
   tokens = []
-  original = rollout_step.rollout_batch
 
   def recording(*args, **kw):
-    batch, texts, stats = original(*args, **kw)
+    batch, texts, stats = _ROLLOUT_BATCH(*args, **kw)
     tokens.append(np.asarray(batch.tokens_bt))
     return batch, texts, stats
 
