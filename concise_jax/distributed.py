@@ -26,8 +26,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   """
   if not coordinator_address and not auto:
     return
-  if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # Only the CPU backend reads this; TPU / GPU collectives are unaffected.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if coordinator_address:
     if num_processes is None or process_id is None:
       raise ValueError("--coordinator_address needs --num_processes and --process_id")

@@ -47,3 +47,23 @@ def test_dims_a_mesh_axis_does_not_divide_are_replicated():
   assert sharding.logical_to_spec(("batch",), rules, shape=(6,), mesh=mesh) == P(
       ("data", "fsdp"))
   assert sharding.logical_to_spec(("batch",), rules, shape=(5,), mesh=mesh) == P("data")
+
+
+def test_make_mesh_is_topology_aware_and_checks_the_dcn_factor():
+  mesh = sharding.make_mesh((2, 2, 2))
+  assert mesh.shape == {"data": 2, "fsdp": 2, "tensor": 2}
+  assert sorted(d.id for d in mesh.devices.flat) == list(range(8))
+  with pytest.raises(ValueError, match="dcn_shape"):
+    sharding.make_mesh((1, 1, 1), dcn_shape=(0, 1, 1))
+  # One process is one granule: a 2-slice DCN factor needs two processes (or TPU slices).
+  with pytest.raises(ValueError):
+    sharding.make_mesh((-1, 1, 1), dcn_shape=(2, 1, 1))
+
+
+def test_layout_is_hashable_and_constrains_by_logical_names():
+  layout = sharding.Layout.of(sharding.make_mesh((4, 2, 1)), [["batch", ["data", "fsdp"]]])
+  assert hash(layout) == hash(sharding.Layout.of(layout.mesh, (("batch", ("data", "fsdp")),)))
+  assert layout.sharding(("batch", None), (16, 3)).spec == jax.sharding.PartitionSpec(
+      ("data", "fsdp"), None)
+  # 6 rows: data=4 does not divide them, so the dim replicates rather than failing.
+  assert layout.sharding(("batch",), (6,)).spec == jax.sharding.PartitionSpec(None)
