@@ -50,10 +50,11 @@ def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
   return model_cfg.replace(remat=config.model.remat), params, tokenizer
 
 
-def _load(spec: str, split: str, n: int, seed: int) -> list:
+def _load(spec: str, split: str, n: int, seed: int, bad_rows: str = "error") -> list:
   """Tasks are generated for `split`; files keep the split their name says."""
   is_task = spec.startswith("task:")
-  return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed))
+  return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed,
+                                bad_rows=bad_rows))
 
 
 def load_trained_policy(workdir: str, step: int | None = None):
@@ -71,12 +72,14 @@ def load_trained_policy(workdir: str, step: int | None = None):
 
 def load_prompts(config) -> tuple[list, list]:
   """(train examples, eval examples); eval is the test split of a task unless given."""
-  train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed)
+  train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed,
+                config.data.bad_rows)
   eval_spec = config.data.eval_dataset or (
       config.data.dataset if config.data.dataset.startswith("task:") else "")
   if config.eval.every <= 0 or not eval_spec:
     return train, []
-  return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed)[
+  return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed,
+                      config.data.bad_rows)[
       :config.eval.num_prompts]
 
 
