@@ -103,8 +103,10 @@ def main(argv):
   result = _launch_or_exit(_CONFIG.value, _WORKDIR.value)
   if result.preempted:
     from concise_jax.train import preemption  # pylint: disable=import-outside-toplevel
-    sys.stderr.write(f"preempted by {result.preempted}: checkpoint of step {result.step} saved, "
-                     "metrics flushed; rerun the same command to resume\n")
+    saved = (f"checkpoint of step {result.step} saved, metrics flushed" if result.step
+             else "before the first step, nothing to save")
+    sys.stderr.write(f"preempted by {result.preempted}: {saved}; rerun the same command to "
+                     "resume\n")
     sys.exit(preemption.EXIT_PREEMPTED)
   if result.eval_before or result.eval_after:
     from concise_jax.train import metrics  # pylint: disable=import-outside-toplevel
