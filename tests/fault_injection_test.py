@@ -180,7 +180,7 @@ def test_sigkill_at_random_points_resumes_bit_exactly(straight, env, tmp_path):
       target = rng.randint(resume + 1, STEPS)
       where = f"after step {target} + random delay"
       _wait_for(lambda: _logged(workdir, since, target), proc)
-      time.sleep(rng.uniform(0.0, 0.3))
+      time.sleep(rng.uniform(0.0, 1.5))   # often while the previous save is in flight
     else:                           # a random time from launch (start-up, compile or training)
       where = "random time"
       _wait_for(lambda: False, proc, timeout=rng.uniform(0.2, 1.1) * straight.seconds)

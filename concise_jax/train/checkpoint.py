@@ -298,7 +298,8 @@ def restore_params(workdir: str, step: int | None = None) -> tuple[Any, dict, in
     if step is None:
       step = newest_verified_step(manager)
       if step is None:
-        raise FileNotFoundError(f"no verified checkpoint in {os.path.join(workdir, 'ckpt')}")
+        what = "no checkpoint" if not manager.all_steps() else "no intact (verified) checkpoint"
+        raise FileNotFoundError(f"{what} in {os.path.join(workdir, 'ckpt')}")
     elif (problem := verify_step(str(manager.directory), step)) is not None:
       raise CheckpointError(f"checkpoint step {step} is damaged: {problem}")
     restored = manager.restore(step, args=ocp.args.Composite(
