@@ -9,7 +9,7 @@
         back to the previous step, finish bit-exactly; with on_bad_ckpt=stop: exit 2, one line
     two trainers on one workdir → the second exits 3 naming the holder, writing nothing
     keep_ckpts=0 → exit 2 naming the key, checkpoints untouched
-    resume with another LoRA rank → exit 2 naming `model.lora.rank: 0 → 4`, config.json untouched
+    resume with another LoRA rank → exit 2 naming `model.lora.rank: 0 → 4`; config.json kept
 
 Every run is a subprocess (`python -m concise_jax.main`), sharing one persistent compilation
 cache so that only the first run compiles. FAULT_KILLS (default 6) sets the number of SIGKILLs,

@@ -18,9 +18,9 @@ _HOLD = ("import importlib.util, sys, time; "
 
 
 def _holder(workdir):
-  proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(workdir), workdir_lock.__file__], cwd=REPO,
-                          stdout=subprocess.PIPE, text=True, env={**os.environ,
-                                                                  "JAX_PLATFORMS": "cpu"})
+  proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(workdir), workdir_lock.__file__],
+                          cwd=REPO, stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert proc.stdout.readline().strip() == "held"
   return proc
 
