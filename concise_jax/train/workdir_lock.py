@@ -8,6 +8,10 @@ left by a dead trainer is simply taken over; record locks also belong to the pro
 forked children (verifier workers), and work on NFS through lockd.
 
 Multi-process runs: only process 0 takes the lock (`jax.process_index() == 0`).
+
+POSIX record locks are per process: two `train.run` calls in one process do not exclude each
+other, and closing any descriptor of `.lock` in the holding process drops its lock, so nothing
+else in the trainer may open that file.
 """
 import contextlib
 import fcntl
