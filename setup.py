@@ -28,7 +28,7 @@ setuptools.setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.89"],
+        "test": ["pytest>=8", "chex>=0.1.89", "hypothesis>=6.100"],
         # Side-by-side baselines for the benchmarks (PyTorch CPU, transformers generate, TRL).
         "peers": ["torch>=2.5", "trl>=0.20", "accelerate>=1.0"],
     },

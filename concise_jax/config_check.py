@@ -94,10 +94,141 @@ def _shape_errors(config) -> list[str]:
   return errors
 
 
+# --------------------------------------------------------------------------- ranges
+
+_INT, _NUM = "an integer", "a number"
+# (dotted key, kind, lowest, highest, lowest allowed?, highest allowed?): one row per option, so
+# that each row can move next to its option's declaration. None = unbounded on that side.
+RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
+    ("seed", _INT, None, None, True, True),
+    ("model.lora.rank", _INT, 0, None, True, True),
+    ("model.lora.alpha", _NUM, 0, None, False, True),
+    ("data.num_prompts", _INT, 1, None, True, True),
+    ("rollout.prompts_per_step", _INT, 1, None, True, True),
+    ("rollout.group_size", _INT, 1, None, True, True),
+    ("rollout.max_new_tokens", _INT, 1, None, True, True),
+    ("rollout.max_prompt_tokens", _INT, 1, None, True, True),
+    ("rollout.temperature", _NUM, 0, None, True, True),      # 0 = greedy, explicitly
+    ("rollout.top_p", _NUM, 0, 1, False, True),
+    ("rollout.top_k", _INT, 0, None, True, True),              # 0 = off
+    ("rollout.max_refill_batches", _INT, 1, None, True, True),
+    ("verify.num_workers", _INT, 0, None, True, True),
+    ("verify.timeout_s", _NUM, 0, None, False, True),
+    ("kl.coef", _NUM, 0, None, True, True),
+    ("optim.lr", _NUM, 0, None, False, True),
+    ("optim.warmup_steps", _INT, 0, None, True, True),
+    ("optim.b1", _NUM, 0, 1, True, False),
+    ("optim.b2", _NUM, 0, 1, True, False),
+    ("optim.eps", _NUM, 0, None, True, True),
+    ("optim.weight_decay", _NUM, 0, None, True, True),
+    ("optim.num_minibatches", _INT, 1, None, True, True),
+    ("optim.micro_batch", _INT, 0, None, True, True),          # 0 = the whole minibatch
+    ("train.steps", _INT, 1, None, True, True),
+    ("train.ppo_epochs", _INT, 1, None, True, True),
+    ("train.logp_chunk", _INT, 1, None, True, True),
+    ("train.ckpt_every", _INT, 1, None, True, True),
+    ("train.keep_ckpts", _INT, 1, None, True, True),
+    ("train.keep_every", _INT, 0, None, True, True),           # 0 = off
+    ("train.log_every", _INT, 1, None, True, True),
+    ("eval.every", _INT, 0, None, True, True),                 # 0 = never
+    ("eval.num_prompts", _INT, 1, None, True, True),
+    ("eval.temperature", _NUM, 0, None, True, True),
+    ("eval.samples_per_prompt", _INT, 1, None, True, True),
+)
+CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error", "drop")}
+# Advantages that do not compare a sample with its group; every other one needs G >= 2.
+GROUP_FREE_ADVANTAGES = ("reinforce_pp",)
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return _MISSING
+    node = node[part]
+  return node
+
+
+_MISSING = object()
+
+
+def _is_number(value, kind: str) -> bool:
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return False
+  return kind == _NUM or isinstance(value, int)
+
+
+def _interval(lo, hi, lo_in: bool, hi_in: bool) -> str:
+  left = "(-inf" if lo is None else ("[" if lo_in else "(") + f"{lo:g}"
+  right = "inf)" if hi is None else f"{hi:g}" + ("]" if hi_in else ")")
+  return f"{left}, {right}"
+
+
+def _range_errors(config) -> list[str]:
+  """Each option outside its range: `config.key=value: must be an integer in [1, inf)`."""
+  errors = []
+  for key, kind, lo, hi, lo_in, hi_in in RANGES:
+    value = _get(config, key)
+    if value is _MISSING:
+      continue
+    ok = _is_number(value, kind) and not (
+        lo is not None and (value < lo or (value == lo and not lo_in))) and not (
+        hi is not None and (value > hi or (value == hi and not hi_in)))
+    if not ok:
+      errors.append(f"config.{key}={value!r}: must be {kind} in {_interval(lo, hi, lo_in, hi_in)}")
+  for key, valid in CHOICES.items():
+    value = _get(config, key)
+    if value is not _MISSING and value not in valid:
+      errors.append(f"config.{key}={value!r}: valid choices: {', '.join(valid)}")
+  return errors
+
+
+def _placeholder_errors(config) -> list[str]:
+  """Options whose default is None accept any type; they all take a number (or None)."""
+  errors = []
+  for section in NAMED_SECTIONS:
+    for variant, kwargs in config[section].items():
+      if not isinstance(kwargs, ml_collections.ConfigDict):
+        continue
+      for key, value in kwargs.items():
+        if (kwargs.get_ref(key).get_type() is object and value is not None
+            and not _is_number(value, _NUM)):
+          errors.append(f"config.{section}.{variant}.{key}={value!r}: must be a number or None")
+  return errors
+
+
+def _relation_errors(config) -> list[str]:
+  """Options that are fine alone but not together."""
+  errors = []
+  g, name = config.rollout.group_size, config.advantage.name
+  if name not in GROUP_FREE_ADVANTAGES and isinstance(g, int) and g < 2:
+    errors.append(f"config.rollout.group_size={g}: advantage {name!r} compares each sample with "
+                  "its group, so it needs group_size >= 2 (1 gives zero advantages)")
+  if name not in GROUP_FREE_ADVANTAGES and config.rollout.temperature == 0 and g > 1:
+    errors.append("config.rollout.temperature=0 (greedy): the group's samples are identical and "
+                  f"advantage {name!r} is zero for all; use a temperature > 0")
+  cap = config.rollout.max_new_tokens
+  for key in ("reward.dler.max_len", "reward.drpo.max_len"):
+    value = _get(config, key)
+    if _is_number(value, _NUM) and isinstance(cap, int) and not 0 < value <= cap:
+      errors.append(f"config.{key}={value!r}: must be in (0, rollout.max_new_tokens={cap}]")
+  budget = config.budget[config.budget.name] if config.budget.name in config.budget else {}
+  for key, value in budget.items():
+    values = value if isinstance(value, tuple) else (value,)
+    if key in ("start", "floor", "low", "high", "easy_cap", "min_budget", "limits") and any(
+        _is_number(v, _NUM) and isinstance(cap, int) and v > cap for v in values):
+      errors.append(f"config.budget.{config.budget.name}.{key}={value!r}: token budgets must be "
+                    f"<= rollout.max_new_tokens={cap} (values <= 1 are fractions of it)")
+  return errors
+
+
 def validate(config: ml_collections.ConfigDict) -> list[str]:
   """All problems found in `config` (empty when it can launch)."""
+  errors = _range_errors(config) + _placeholder_errors(config)
+  if errors:   # the checks below do arithmetic on these values
+    return errors
   return (_registry_errors(config) + _model_errors(config) + _data_errors(config)
-          + _shape_errors(config))
+          + _shape_errors(config) + _relation_errors(config))
 
 
 def unknown_override(config: ml_collections.ConfigDict, dotted: str) -> str | None:

@@ -1,4 +1,4 @@
-r"""Entry point: flags → validated config → `workdir/config.json` → `train.run(config, workdir)`.
+r"""Entry point: flags → validated config → `train.run(config, workdir)`.
 
   python -m concise_jax.main --config=configs/grpo_lambda.py --config.optim.lr=2e-6 \
       --workdir=runs/x
@@ -8,8 +8,6 @@ An unknown override key, registry name, model, task or LoRA target fails before 
 created, naming the problem and the valid choices. Re-running with the same workdir resumes.
 """
 import importlib.util
-import json
-import os
 import sys
 
 from absl import app, flags, logging
@@ -71,20 +69,35 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def launch(config, workdir: str):
-  """Validates `config`, then creates `workdir`, saves the config there and trains.
+  """Validates `config`, then trains in `workdir` (the trainer takes the workdir lock and
+  writes `config.json` once the data and any checkpoint have loaded).
 
   Raises:
-    ValueError: the config names something that does not exist (nothing is written).
+    ValueError: the config names something that does not exist or is out of range (nothing
+      is written).
   """
   errors = config_check.validate(config)
   if errors:
     raise ValueError("invalid config:\n  " + "\n  ".join(errors))
-  from concise_jax import distributed, train  # pylint: disable=import-outside-toplevel
-  os.makedirs(workdir, exist_ok=True)
-  if distributed.is_lead():
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      json.dump(json.loads(config.to_json()), f, indent=2, sort_keys=True)
+  from concise_jax import train  # pylint: disable=import-outside-toplevel  # after validation
   return train.run(config, workdir)
+
+
+# One line and a distinct exit code for each way a run cannot start or stops early.
+EXIT_HALTED, EXIT_INVALID, EXIT_BUSY = 1, 2, 3
+
+
+def _launch_or_exit(config, workdir: str):
+  """`launch`, with start-up refusals as one line on stderr and their exit code."""
+  from concise_jax.train import checkpoint, workdir_lock  # pylint: disable=import-outside-toplevel
+  try:
+    return launch(config, workdir)
+  except workdir_lock.WorkdirBusy as e:
+    sys.stderr.write(f"error: {e}\n")
+    sys.exit(EXIT_BUSY)
+  except (ValueError, checkpoint.CheckpointError) as e:   # data.DataError is a ValueError
+    sys.stderr.write(f"error: {e}\n")
+    sys.exit(EXIT_INVALID)
 
 
 def main(argv):
@@ -99,11 +112,14 @@ def main(argv):
     from concise_jax import distributed  # pylint: disable=import-outside-toplevel
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                            auto=_DISTRIBUTED.value)
-  try:
-    result = launch(_CONFIG.value, _WORKDIR.value)
-  except ValueError as e:
-    sys.stderr.write(f"error: {e}\n")
-    sys.exit(2)
+  result = _launch_or_exit(_CONFIG.value, _WORKDIR.value)
+  if result.preempted:
+    from concise_jax.train import preemption  # pylint: disable=import-outside-toplevel
+    saved = (f"checkpoint of step {result.step} saved, metrics flushed" if result.step
+             else "before the first step, nothing to save")
+    sys.stderr.write(f"preempted by {result.preempted}: {saved}; rerun the same command to "
+                     "resume\n")
+    sys.exit(preemption.EXIT_PREEMPTED)
   if result.eval_before or result.eval_after:
     from concise_jax.train import metrics  # pylint: disable=import-outside-toplevel
     n = _CONFIG.value.eval.num_prompts
@@ -111,7 +127,7 @@ def main(argv):
           f"step 0 vs step {result.step}:")
     print(metrics.before_after_table(result.eval_before, result.eval_after))
   if result.halted:
-    sys.exit(1)
+    sys.exit(EXIT_HALTED)
 
 
 if __name__ == "__main__":

@@ -376,6 +376,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_dataset = ""            # "" = the test split of a task dataset (files: none)
   c.data.instruction = "brief"        # data.add_instruction key or literal text
   c.data.system_prompt = ""           # "" = the chat template's default system message
+  c.data.bad_rows = "error"           # file rows with a bad field: "error", or "drop" (counted)
 
   c.rollout = ml_collections.ConfigDict()
   c.rollout.prompts_per_step = 8      # P: prompt groups in one update
@@ -428,7 +429,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.recompute_old_logp = True   # old log-probs from the training forward, not the sampler
   c.train.logp_chunk = 64             # tokens per log-prob chunk (memory: B·chunk·V floats)
   c.train.ckpt_every = 50             # checkpoint period in steps (and always at the end)
-  c.train.keep_ckpts = 3              # checkpoints kept on disk
+  c.train.keep_ckpts = 3              # checkpoints kept on disk (>= 1)
+  c.train.keep_every = 0              # > 0: also keep every step divisible by this forever
+  c.train.on_bad_ckpt = "fallback"    # damaged newest checkpoint: "fallback" (older one) or "stop"
   c.train.log_every = 1               # console line period (event files get every step)
 
   c.eval = ml_collections.ConfigDict()

@@ -108,3 +108,40 @@ def test_missing_or_bad_field(tmp_path, kind, row, line, field):
 def test_unknown_format_lists_valid_ones(tmp_path):
   with pytest.raises(KeyError, match="gsm8k, math, mawps"):
     jsonl.read_jsonl("csv", _write(tmp_path / "x.jsonl", [{}]))
+
+
+@pytest.mark.parametrize("kind, row, field", [
+    ("math", {"problem": "p", "answer": "9 (apples)"}, "answer"),
+    ("math", {"problem": "p", "solution": "so \\boxed{9 apples}"}, "solution"),
+    ("mawps", {"input": "q", "target": "9 (apples)"}, "target"),
+    ("gsm8k", {"question": "q", "answer": "x\n#### 9 (apples)"}, "answer"),
+])
+def test_unparsable_gold_answer_fails_at_file_line_field(tmp_path, kind, row, field):
+  good = {"gsm8k": GSM8K_ROWS[0], "math": {"problem": "p", "answer": "\\frac{1}{2}"},
+          "mawps": {"input": "q", "target": 1}}[kind]
+  path = _write(tmp_path / "data.jsonl", [good, row])
+  with pytest.raises(jsonl.DataError, match=f"{path}:2: field '{field}'"):
+    jsonl.read_jsonl(kind, path)
+
+
+def test_bad_rows_can_be_dropped_and_are_counted(tmp_path, caplog):
+  rows = [{"problem": "p", "answer": "1"}, {"problem": "p", "answer": "9 (apples)"},
+          {"problem": "p", "answer": "\\text{Monday}"}]
+  path = _write(tmp_path / "data.jsonl", rows)
+  with caplog.at_level("WARNING"):
+    examples = jsonl.read_jsonl("math", path, bad_rows="drop")
+  assert [e.answer for e in examples] == ["1", "\\text{Monday}"]
+  assert "dropped 1 of 3 rows with a bad field" in caplog.text and f"{path}:2:" in caplog.text
+  with pytest.raises(jsonl.DataError, match="all 1 rows have a bad field"):
+    jsonl.read_jsonl("math", _write(tmp_path / "bad.jsonl", rows[1:2]), bad_rows="drop")
+
+
+def test_empty_file_and_non_utf8_line_name_file_and_line(tmp_path):
+  empty = tmp_path / "empty.jsonl"
+  empty.write_text("\n", encoding="utf-8")
+  with pytest.raises(jsonl.DataError, match=f"{empty}: no rows"):
+    jsonl.read_jsonl("mawps", str(empty))
+  latin = tmp_path / "latin.jsonl"
+  latin.write_bytes(b'{"input": "q", "target": 1}\n{"input": "caf\xe9", "target": 2}\n')
+  with pytest.raises(jsonl.DataError, match=f"{latin}:2: not UTF-8 \\(byte 0xe9 at column 15\\)"):
+    jsonl.read_jsonl("mawps", str(latin))

@@ -108,7 +108,7 @@ def test_resume_reproduces_straight_run_bit_exactly(straight, tmp_path):
   assert _rows(workdir) == _rows(tmp_path)       # every logged metric, eval included
 
 
-def test_nan_halts_and_keeps_last_good_checkpoint(straight, tmp_path):
+def test_nan_halts_and_keeps_last_good_checkpoint(straight, tmp_path, capsys):
   _, reference = straight
   first = train.run(tiny_config(), str(tmp_path), stop_at_step=EPOCH_STEPS)
   good, _ = _restore(tmp_path, EPOCH_STEPS, reference.state)
@@ -124,3 +124,4 @@ def test_nan_halts_and_keeps_last_good_checkpoint(straight, tmp_path):
   # The bad update was not applied to the state in memory either.
   _assert_trees_equal(_host(first.state.params), _host(result.state.params))
   assert _rows(tmp_path)[-1]["train/nonfinite"] >= 1
+  assert f"last good (verified) checkpoint: step {EPOCH_STEPS}" in capsys.readouterr().out

@@ -12,10 +12,13 @@ import os
 import re
 from typing import Any
 
+from absl import logging
+
 from concise_jax.data.example import Example
 from concise_jax.registry import Registry
 from concise_jax.verify import extract
 from concise_jax.verify import numbers
+from concise_jax.verify import verify
 
 FORMATS = Registry("file format")
 
@@ -107,8 +110,13 @@ def _rows(path: str):
   """(line number, parsed JSON object) for each non-blank line; errors name file and line."""
   if not os.path.isfile(path):
     raise DataError(f"{path}: no such file")
-  with open(path, encoding="utf-8") as f:
-    for line_no, line in enumerate(f, start=1):
+  with open(path, "rb") as f:
+    for line_no, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                        f"{e.start + 1})") from None
       if not line.strip():
         continue
       try:
@@ -120,30 +128,64 @@ def _rows(path: str):
       yield line_no, row
 
 
-def read_jsonl(kind: str, path: str, split: str | None = None) -> list[Example]:
+# The row field each format reads its gold answer from (MATH falls back to `solution`).
+ANSWER_FIELDS = {"gsm8k": "answer", "math": "answer", "mawps": "target"}
+
+
+def _check_answer(kind: str, row: dict[str, Any], answer: str, meta: dict[str, Any]) -> None:
+  """The gold answer must parse for its answer kind, or every completion scores "incorrect"."""
+  problem = verify.reference_problem(answer, meta.get("verify_kind", "numeric"))
+  if problem is not None:
+    field = ANSWER_FIELDS.get(kind, "answer")
+    raise FieldError(field if field in row or "solution" not in row else "solution", problem)
+
+
+def read_jsonl(kind: str, path: str, split: str | None = None, *,
+               bad_rows: str = "error") -> list[Example]:
   """Reads a local JSONL file of format `kind` into examples, in file order.
+
+  Every gold answer is parsed with its answer kind's checker as the file loads
+  (`verify.reference_problem`): a reference like `9 (apples)` would otherwise make every
+  completion "incorrect" and the reward a silent constant.
 
   Args:
     kind: a registered format: "gsm8k", "math" or "mawps".
     path: the file.
     split: the examples' split; default from the file name (`infer_split`).
+    bad_rows: "error" (default) fails on the first row with a missing or unparsable field;
+      "drop" skips such rows and logs how many were dropped (malformed JSON, non-UTF-8 lines
+      and empty files fail either way).
 
   Returns:
-    One `Example` per non-blank line, with id `{kind}/{split}/{item index:05d}`.
+    One `Example` per good non-blank line, with id `{kind}/{split}/{item index:05d}`.
 
   Raises:
-    DataError: missing file, malformed JSON, or a missing/invalid field, naming the file,
-      the line and the field.
+    DataError: missing or empty file, a line that is not UTF-8 or not JSON, or a
+      missing/invalid field, naming the file, the line and the field.
   """
+  if bad_rows not in ("error", "drop"):
+    raise ValueError(f"bad_rows={bad_rows!r}; valid choices: error, drop")
   parse = FORMATS.get(kind)
   split = split or infer_split(path)
-  examples = []
+  examples, dropped, rows = [], [], 0
   for line_no, row in _rows(path):
+    rows += 1
     try:
       prompt, answer, difficulty, meta = parse(row)
+      _check_answer(kind, row, answer, meta)
     except FieldError as e:
-      raise DataError(f"{path}:{line_no}: {e}") from None
+      if bad_rows == "error":
+        raise DataError(f"{path}:{line_no}: {e}") from None
+      dropped.append(f"{path}:{line_no}: {e}")
+      continue
     examples.append(Example(id=f"{kind}/{split}/{len(examples):05d}", prompt=prompt,
                             answer=answer, difficulty=difficulty, split=split, source=kind,
                             meta=meta))
+  if rows == 0:
+    raise DataError(f"{path}: no rows (the file is empty)")
+  if dropped:
+    if not examples:
+      raise DataError(f"{path}: all {rows} rows have a bad field (first: {dropped[0]})")
+    logging.warning("%s: dropped %d of %d rows with a bad field (data.bad_rows='drop'); "
+                    "first: %s", path, len(dropped), rows, dropped[0])
   return examples

@@ -13,7 +13,8 @@ def dataset_kinds() -> list[str]:
 
 
 def load_dataset(spec: str, *, split: str | None = None, n: int = 1000, seed: int = 0,
-                 data_dir: str | None = None, **task_kwargs: Any) -> Sequence[Example]:
+                 data_dir: str | None = None, bad_rows: str = "error",
+                 **task_kwargs: Any) -> Sequence[Example]:
   """Resolves a dataset spec to random-access examples.
 
   Args:
@@ -25,6 +26,7 @@ def load_dataset(spec: str, *, split: str | None = None, n: int = 1000, seed: in
     seed: generator seed (tasks only; data order is the pipeline's seed).
     data_dir: for files, prepare them with tfds into this dir and read the array_record copy;
       None reads the JSONL directly.
+    bad_rows: for files, "error" or "drop" rows with a bad field (`jsonl.read_jsonl`).
     **task_kwargs: task options such as `difficulty=3` or `unique=True`.
 
   Returns:
@@ -47,4 +49,4 @@ def load_dataset(spec: str, *, split: str | None = None, n: int = 1000, seed: in
     raise TypeError(f"options {sorted(task_kwargs)} apply to tasks, not to {kind} files")
   if data_dir is not None:
     return tfds_builders.prepare(kind, target, data_dir, split)
-  return jsonl.read_jsonl(kind, target, split)
+  return jsonl.read_jsonl(kind, target, split, bad_rows=bad_rows)

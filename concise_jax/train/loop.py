@@ -28,6 +28,7 @@ from concise_jax import budgets, data, distributed, filters, models, rewards, sh
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
 from concise_jax.train import host_features
+from concise_jax.train import preemption, run_files, workdir_lock
 from concise_jax.train.state import TrainState, init_train_state, state_shardings
 from concise_jax.verify import Verifier
 
@@ -56,10 +57,11 @@ def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
   return model_cfg, params, tokenizer
 
 
-def _load(spec: str, split: str, n: int, seed: int) -> list:
+def _load(spec: str, split: str, n: int, seed: int, bad_rows: str = "error") -> list:
   """Tasks are generated for `split`; files keep the split their name says."""
   is_task = spec.startswith("task:")
-  return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed))
+  return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed,
+                                bad_rows=bad_rows))
 
 
 def load_trained_policy(workdir: str, step: int | None = None):
@@ -77,12 +79,14 @@ def load_trained_policy(workdir: str, step: int | None = None):
 
 def load_prompts(config) -> tuple[list, list]:
   """(train examples, eval examples); eval is the test split of a task unless given."""
-  train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed)
+  train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed,
+                config.data.bad_rows)
   eval_spec = config.data.eval_dataset or (
       config.data.dataset if config.data.dataset.startswith("task:") else "")
   if config.eval.every <= 0 or not eval_spec:
     return train, []
-  return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed)[
+  return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed,
+                      config.data.bad_rows)[
       :config.eval.num_prompts]
 
 
@@ -145,7 +149,7 @@ class Functions:
 
 # Config parts the update does not read: changing them must not recompile it.
 _NOT_IN_UPDATE = ("reward", "filter", "budget", "data", "eval", "verify")
-_NOT_IN_UPDATE_TRAIN = ("ckpt_every", "keep_ckpts", "log_every")
+_NOT_IN_UPDATE_TRAIN = ("ckpt_every", "keep_ckpts", "keep_every", "on_bad_ckpt", "log_every")
 _UPDATES: dict[str, tuple] = {}
 
 
@@ -251,6 +255,7 @@ class RunResult:
   state: TrainState
   eval_before: dict = dataclasses.field(default_factory=dict)
   eval_after: dict = dataclasses.field(default_factory=dict)
+  preempted: str = ""               # the signal that stopped the run ("" = it was not)
 
 
 # --------------------------------------------------------------------------- one step
@@ -439,25 +444,44 @@ def _setup(config, workdir: str):
            sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2),
            features=host_features.make_host_features(config, tokenizer, check),
            monitor_examples=examples, layout=sharding.Layout.of(mesh, config.mesh.rules))
-  manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts)
+  manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts,
+                                    keep_every=config.train.keep_every)
   return r, state, manager, close_checker
 
 
 def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
-  """Trains `config.train.steps` updates in `workdir`, resuming from its latest checkpoint.
+  """Trains `config.train.steps` updates in `workdir`, resuming from its newest intact checkpoint.
 
   Args:
     config: a validated run config (`configs/common.base_config` layout).
-    workdir: run directory: ckpt/, tb/, metrics.jsonl.
+    workdir: run directory: ckpt/, tb/, metrics.jsonl, config.json (written once the config,
+      the data and the restored checkpoint are known to be good).
     stop_at_step: stop (with a checkpoint) once this many updates are done, as a preempted
       job would; a later `run` resumes. For tests and time-limited jobs.
 
   Returns:
-    RunResult(step, halted=True if a non-finite update stopped training, last metrics, state).
+    RunResult(step, halted=True if a non-finite update stopped training, last metrics, state,
+    preempted="SIGTERM"/"SIGINT" if a signal stopped it after a checkpoint of `step`).
+
+  Raises:
+    workdir_lock.WorkdirBusy: another live trainer holds `workdir`.
+    checkpoint.CheckpointError: no usable checkpoint (damaged, or not this run's shapes).
   """
-  r, state, manager, close_checker = _setup(config, workdir)
-  restored = checkpoint.restore(manager, state)
   notes = []
+  with workdir_lock.hold(workdir, report=notes.append), preemption.Watch() as watch:
+    return _run(config, workdir, stop_at_step, watch, notes)
+
+
+def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch,
+         notes: list[str]) -> RunResult:
+  r, state, manager, close_checker = _setup(config, workdir)
+  try:
+    restored = checkpoint.restore(manager, state, on_damaged=config.train.on_bad_ckpt,
+                                  report=notes.append, config=json.loads(config.to_json()))
+  except BaseException:
+    manager.close()
+    close_checker()
+    raise
   if restored is not None:
     state, meta = restored
     r.iterator.set_state(meta["data"])
@@ -466,25 +490,33 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
                  + (f"; config differs from the checkpoint's in: {', '.join(changed)}"
                     if changed else ""))
   step_index = int(jax.device_get(state.step))
+  run_files.trim_metrics(workdir, step_index)   # rows past the restored step come again
+  run_files.write_config(workdir, config)
   end = config.train.steps if stop_at_step is None else min(stop_at_step, config.train.steps)
   writer = metrics_lib.MetricsWriter(workdir, total_steps=config.train.steps,
                                      initial_step=step_index, log_every=config.train.log_every)
   for note in notes:
     writer.message(note)
-  metrics, halted = {}, False
+  metrics, halted, preempted, saved_step = {}, False, "", step_index
   evaluating = config.eval.every > 0 and bool(r.eval_examples)
   eval_before = _eval_before(r, state, workdir, step_index, writer) if evaluating else {}
   eval_after = {}
+  save = lambda: checkpoint.save(manager, state, {"data": r.iterator.get_state(),
+                                                  "config": json.loads(config.to_json())})
   try:
     while step_index < end:
+      if preemption.agree(watch.requested):
+        preempted = watch.received or "a signal on another process"
+        break
       state, metrics = train_step(r, state, step_index)
       step_index += 1
       if metrics["train/nonfinite"] > 0:
         halted = True
         writer.write(step_index, metrics)
+        manager.wait_until_finished()
         writer.message(f"HALT: non-finite loss/gradient/update at step {step_index}; update not "
-                       f"applied, nothing saved; last good checkpoint: step "
-                       f"{manager.latest_step()}")
+                       f"applied, nothing saved; last good (verified) checkpoint: step "
+                       f"{checkpoint.newest_verified_step(manager)}")
         break
       if evaluating and (step_index % config.eval.every == 0
                          or step_index == config.train.steps):
@@ -492,16 +524,19 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
         metrics.update(eval_after)
       writer.write(step_index, metrics)
       if step_index % config.train.ckpt_every == 0 or step_index == end:
-        checkpoint.save(manager, state, {"data": r.iterator.get_state(),
-                                         "config": json.loads(config.to_json())})
+        save()
+        saved_step = step_index
+    if preempted and saved_step != step_index:
+      save()   # the last completed step
   finally:
     manager.wait_until_finished()
     manager.close()
     writer.close()
     close_checker()
-  logging.info("run finished at step %d (halted=%s)", step_index, halted)
+  logging.info("run finished at step %d (halted=%s, preempted=%s)", step_index, halted,
+               preempted or False)
   return RunResult(step=step_index, halted=halted, metrics=metrics, state=state,
-                   eval_before=eval_before, eval_after=eval_after)
+                   eval_before=eval_before, eval_after=eval_after, preempted=preempted)
 
 
 def _eval_before(r: _Run, state: TrainState, workdir: str, step_index: int, writer) -> dict:

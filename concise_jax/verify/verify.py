@@ -183,3 +183,54 @@ def reference_of(example) -> tuple[str, str]:
   if kind == "countdown":
     return countdown_reference(int(example.answer), list(example.meta["numbers"])), kind
   return example.answer, kind
+
+
+# A bare word (2+ letters not part of a LaTeX command) left after dropping `\text{}`-style
+# groups and environment names: `9 (apples)` is prose, which no checker can compare with.
+_BARE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+_LATEX_WORD_GROUPS = re.compile(
+    r"\\(?:begin|end|operatorname|mathbf|mathrm|mathit|textbf|textrm|text|mbox)\{[^}]*\}")
+
+
+def _numeric_reference_problem(reference: str) -> str | None:
+  return None if numbers.parse_number(reference) is not None else "is not a number"
+
+
+def _math_reference_problem(reference: str) -> str | None:
+  segment = _strip_math(reference)
+  if not segment:
+    return "is empty"
+  if not is_safe_latex(segment):
+    return f"is too long or too deeply nested for the checker (> {MAX_LATEX_CHARS} characters " \
+           f"or > {MAX_NESTING} brackets deep)"
+  if _BARE_WORD.search(_LATEX_WORD_GROUPS.sub(" ", segment)):
+    return "holds prose (wrap words in \\text{...} if they are the answer)"
+  return None
+
+
+def _countdown_reference_problem(reference: str) -> str | None:
+  try:
+    _parse_countdown_reference(reference)
+  except ValueError:
+    return "is not 'TARGET from N1 N2 ...'"
+  return None
+
+
+# answer kind → the check a trusted reference answer must pass when its dataset loads.
+_REFERENCE_CHECKS = {"numeric": _numeric_reference_problem, "math": _math_reference_problem,
+                     "countdown": _countdown_reference_problem}
+
+
+def reference_problem(reference: str, kind: str = "numeric") -> str | None:
+  """Why `kind`'s checker cannot use `reference` as a gold answer, or None if it can.
+
+  A reference the checker cannot parse makes every completion "incorrect", so the reward is a
+  constant zero with no warning; datasets call this on every row when they load.
+  """
+  if not isinstance(reference, str):
+    return f"{reference!r} is not a string"
+  check = _REFERENCE_CHECKS.get(kind)
+  if check is None:
+    return f"unknown answer kind {kind!r}; valid choices: {', '.join(CHECKERS.names())}"
+  problem = check(reference)
+  return None if problem is None else f"{kind} reference {reference[:80]!r} {problem}"

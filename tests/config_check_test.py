@@ -1,0 +1,64 @@
+"""Range, type and relation checks: each error names the key, the bad value and the valid range."""
+import pytest
+
+from concise_jax import config_check
+from configs import grpo
+
+
+def _config(**overrides):
+  config = grpo.get_config("model=tiny,runlocal")
+  for dotted, value in overrides.items():
+    *path, key = dotted.split("__")
+    node = config
+    for part in path:
+      node = node[part]
+    node[key] = value
+  return config
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("train__ckpt_every", 0, "config.train.ckpt_every=0: must be an integer in [1, inf)"),
+    ("train__keep_ckpts", 0, "config.train.keep_ckpts=0: must be an integer in [1, inf)"),
+    ("train__steps", -1, "config.train.steps=-1: must be an integer in [1, inf)"),
+    ("rollout__max_new_tokens", 0,
+     "config.rollout.max_new_tokens=0: must be an integer in [1, inf)"),
+    ("rollout__max_prompt_tokens", 0,
+     "config.rollout.max_prompt_tokens=0: must be an integer in [1, inf)"),
+    ("rollout__group_size", 0, "config.rollout.group_size=0: must be an integer in [1, inf)"),
+    ("rollout__temperature", -0.5, "config.rollout.temperature=-0.5: must be a number in [0, inf)"),
+    ("rollout__top_p", 0.0, "config.rollout.top_p=0.0: must be a number in (0, 1]"),
+    ("rollout__top_p", 1.5, "config.rollout.top_p=1.5: must be a number in (0, 1]"),
+    ("optim__lr", -1e-3, "config.optim.lr=-0.001: must be a number in (0, inf)"),
+    ("optim__micro_batch", -1, "config.optim.micro_batch=-1: must be an integer in [0, inf)"),
+    ("optim__b2", 1.0, "config.optim.b2=1.0: must be a number in [0, 1)"),
+    ("train__on_bad_ckpt", "ignore",
+     "config.train.on_bad_ckpt='ignore': valid choices: fallback, stop"),
+    ("data__bad_rows", "skip", "config.data.bad_rows='skip': valid choices: error, drop"),
+    ("reward__dler__max_len", "abc", "config.reward.dler.max_len='abc': must be a number or None"),
+])
+def test_out_of_range_value_is_named_with_its_range(key, value, expected):
+  assert config_check.validate(_config(**{key: value})) == [expected]
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("rollout__group_size", 1, "config.rollout.group_size=1: advantage 'grpo' compares each "
+                               "sample with its group, so it needs group_size >= 2"),
+    ("rollout__temperature", 0.0, "config.rollout.temperature=0 (greedy)"),
+    ("reward__dler__max_len", 64, "config.reward.dler.max_len=64: must be in (0, "
+                                  "rollout.max_new_tokens=16]"),
+    ("optim__micro_batch", 3, "config.optim.micro_batch=3 must divide the minibatch of 16 rows"),
+])
+def test_relations_between_options(key, value, fragment):
+  errors = config_check.validate(_config(**{key: value}))
+  assert len(errors) == 1 and errors[0].startswith(fragment), errors
+
+
+def test_group_free_advantage_accepts_one_sample_per_prompt():
+  assert config_check.validate(_config(rollout__group_size=1, advantage__name="reinforce_pp",
+                                       optim__micro_batch=4)) == []
+
+
+def test_token_budget_above_the_decode_cap_is_rejected():
+  errors = config_check.validate(_config(budget__name="tlts", budget__tlts__start=64))
+  assert errors == ["config.budget.tlts.start=64: token budgets must be <= "
+                    "rollout.max_new_tokens=16 (values <= 1 are fractions of it)"]
