@@ -156,21 +156,27 @@ def compile_update(config, mesh: jax.sharding.Mesh):
   return fns.update.lower(state, frozen, batch).compile()
 
 
-def _sampler_inputs(config, mesh):
+def _sampler_inputs(config, mesh, reshard: bool = False):
   model_cfg, params, tokenizer = loop.load_model(config)
   rules = tuple(config.mesh.rules)
+  if reshard:   # the layout `rollout.reshard_params` decodes with
+    rules = sharding.rollout_rules(rules)
   params = jax.eval_shape(lambda p: p, params)
   param_sh = sharding.tree_shardings(mesh, models.param_axes(model_cfg), rules, params)
   prompts = _sds((config.rollout.prompts_per_step, config.rollout.max_prompt_tokens), jnp.int32)
   return model_cfg, params, tokenizer, param_sh, sharding.batch_sharding(mesh, rules), prompts
 
 
-def compile_sampler(config, mesh: jax.sharding.Mesh):
-  """`rollout.sample` with params in their training layout, prompt rows over data × fsdp."""
-  model_cfg, params, tokenizer, param_sh, row_sh, prompts = _sampler_inputs(config, mesh)
+def compile_sampler(config, mesh: jax.sharding.Mesh, reshard: bool = False):
+  """`rollout.sample` as the trainer calls it: params in their training layout (or with fsdp
+  splits gathered, `reshard`), prompt rows over data × fsdp, decode rows pinned there."""
+  model_cfg, params, tokenizer, param_sh, row_sh, prompts = _sampler_inputs(config, mesh,
+                                                                            reshard)
   sp = rollout_step.sampling_params(config, tokenizer)
   g = config.rollout.group_size
-  fn = jax.jit(lambda p, t, m, k: rollout.sample(model_cfg, p, t, m, k, sp, num_samples=g),
+  layout = sharding.Layout.of(mesh, config.mesh.rules)
+  fn = jax.jit(lambda p, t, m, k: rollout.sample(model_cfg, p, t, m, k, sp, num_samples=g,
+                                                 layout=layout),
                in_shardings=(param_sh, row_sh, row_sh, sharding.replicated(mesh)))
   return fn.lower(params, prompts, prompts, _sds((2,), jnp.uint32)).compile()
 

@@ -48,6 +48,20 @@ def _resolve_shape(shape: Sequence[int], available: int, what: str) -> list[int]
   return shape
 
 
+def rollout_rules(rules: Sequence) -> tuple:
+  """The training rules with parameters' fsdp splits dropped ("embed" and any other name mapped
+  to fsdp replicate), batch and tensor splits kept: the layout decode prefers when one full
+  weight copy per tensor shard fits, since FSDP-split weights cost collectives at every token."""
+  out = []
+  for name, target in freeze_rules(rules):
+    if name != "batch":
+      axes = (target,) if isinstance(target, str) else tuple(target or ())
+      axes = tuple(a for a in axes if a != "fsdp")
+      target = None if not axes else axes[0] if len(axes) == 1 else axes
+    out.append((name, target))
+  return tuple(out)
+
+
 def make_mesh(shape: Sequence[int], axes: Sequence[str] = MESH_AXES, *,
               dcn_shape: Sequence[int] | None = None) -> jax.sharding.Mesh:
   """A topology-aware (data, fsdp, tensor) mesh; one entry may be -1 ("all remaining devices").

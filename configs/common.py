@@ -387,6 +387,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.rollout.top_p = 1.0               # 1.0 = off
   c.rollout.top_k = 0                 # 0 = off
   c.rollout.max_refill_batches = 4    # dynamic sampling: rollout batches tried per update
+  c.rollout.reshard_params = False    # True: gather fsdp-split weights once per rollout, so the
+                                      #   decode runs without per-token fsdp collectives
 
   c.verify = ml_collections.ConfigDict()
   c.verify.num_workers = 2            # answer-checking processes; 0 = check in this process

@@ -100,3 +100,15 @@ def test_checkpoint_from_one_mesh_resumes_on_another(tmp_path, tmp_path_factory,
     np.testing.assert_array_equal(t, r)
   _assert_rows_close(ref_rows, second[1])
   _assert_params_close(ref_params, second[2])
+
+
+def test_resharded_rollout_params_give_the_same_run(tmp_path, tmp_path_factory, monkeypatch):
+  """`rollout.reshard_params` changes only where the decode's weights live."""
+  ref_tokens, ref_rows, ref_params = _reference("grpo_lambda_kl", tmp_path_factory, monkeypatch)
+  config = _config("grpo_lambda_kl", (2, 4, 1))
+  config.rollout.reshard_params = True
+  tokens, rows, params = _run(config, tmp_path, monkeypatch)
+  for t, r in zip(tokens, ref_tokens):
+    np.testing.assert_array_equal(t, r)
+  _assert_rows_close(ref_rows, rows)
+  _assert_params_close(ref_params, params)

@@ -49,3 +49,17 @@ def test_decode_state_rows_are_split_over_the_batch_axes(params):
                        rollout.SamplingParams(max_new_tokens=6), num_samples=4, layout=layout)
   shard_rows = {s.data.shape[0] for s in out.tokens_bt.addressable_shards}
   assert shard_rows == {2} and len(out.tokens_bt.sharding.device_set) == 8
+
+
+def test_resharded_params_decode_without_per_token_fsdp_collectives():
+  """On an fsdp mesh, training-layout weights cost all-reduces at every decoded token;
+  `rollout.reshard_params` gathers them once, leaving only the loop's "all done?" test."""
+  from concise_jax import compiled_cost  # pylint: disable=import-outside-toplevel
+  from configs import grpo_lambda  # pylint: disable=import-outside-toplevel
+  config = grpo_lambda.get_config("model=tiny,runlocal")
+  mesh = sharding.make_mesh((1, 8, 1))
+  per_token = lambda reshard: compiled_cost.collective_counts(
+      compiled_cost.compile_sampler(config, mesh, reshard).as_text())["all-reduce"].get(
+          "per_token", 0)
+  training, gathered = per_token(False), per_token(True)
+  assert training > 2 and gathered <= 1, (training, gathered)

@@ -206,9 +206,22 @@ def build_functions(config, model_cfg, trainable, frozen, trainable_axes, mesh) 
         budget_n=budget_update(reward_state.budget_n, batch)), metrics
 
   return Functions(update=update, score=jax.jit(score), keep=jax.jit(filter_fn),
-                   model_params=jax.jit(step.policy_from_config(config).model_params),
+                   model_params=_rollout_params_fn(config, model_cfg, mesh, frozen, trainable),
                    budget=jax.jit(budget_fn), tx=tx, state_sh=state_sh, frozen_sh=frozen_sh,
                    batch_sh=sharding.batch_sharding(mesh, tuple(config.mesh.rules)))
+
+
+def _rollout_params_fn(config, model_cfg, mesh, frozen, trainable) -> Callable:
+  """jit of (trainable, frozen) -> the full params the sampler decodes with, laid out by the
+  training rules, or with fsdp splits gathered (`rollout.reshard_params`: one all-gather per
+  rollout instead of collectives at every decoded token)."""
+  rules = tuple(config.mesh.rules)
+  if config.rollout.reshard_params:
+    rules = sharding.rollout_rules(rules)
+  policy = step.policy_from_config(config)
+  shapes = jax.eval_shape(policy.model_params, trainable, frozen)
+  out_sh = sharding.tree_shardings(mesh, models.param_axes(model_cfg), rules, shapes)
+  return jax.jit(policy.model_params, out_shardings=out_sh)
 
 
 def _budget_functions(config) -> tuple[Callable, Callable]:
