@@ -161,3 +161,15 @@ def test_on_policy_update_equals_one_with_a_separate_old_logp_pass(setup):
                                err_msg=key)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
                jax.device_get(state_a.params), jax.device_get(state_b.params))
+
+
+@pytest.mark.parametrize("rows,n,group_size", [(16, 2, 4), (16, 4, 4), (16, 8, 4), (12, 3, 2)])
+def test_split_keeps_whole_groups_strided_and_merge_inverts_it(rows, n, group_size):
+  x = jnp.arange(rows * 2).reshape(rows, 2)
+  parts = step._split(x, n, group_size=group_size)            # pylint: disable=protected-access
+  assert parts.shape == (n, rows // n, 2)
+  group_of = np.asarray(parts[..., 0]) // 2 // group_size
+  if rows % (n * group_size) == 0:    # whole groups: part i holds groups i, i + n, ...
+    for i in range(n):
+      np.testing.assert_array_equal(np.unique(group_of[i]), np.arange(i, rows // group_size, n))
+  np.testing.assert_array_equal(step._merge(parts, group_size), x)  # pylint: disable=protected-access

@@ -81,28 +81,42 @@ def aggregation_weights(aggregate: Callable, mask_bt: jax.Array) -> jax.Array:
   return jax.grad(lambda loss_bt: aggregate(loss_bt, mask_bt))(jnp.zeros_like(mask_bt))
 
 
-def _split(tree: Any, n: int, layout: sharding.Layout | None = None) -> Any:
-  """[B, ...] leaves → [n, B / n, ...]: part i holds rows i, i + n, i + 2n, ...
+def _split_unit(rows: int, n: int, group_size: int) -> int:
+  """Rows that stay together in `_split`: whole groups when n parts of whole groups exist."""
+  return group_size if rows % (n * group_size) == 0 else 1
+
+
+def _split(tree: Any, n: int, layout: sharding.Layout | None = None,
+           group_size: int = 1) -> Any:
+  """[B, ...] leaves → [n, B / n, ...]: part i holds groups i, i + n, i + 2n, ...
 
   Strided, not contiguous: rows are sharded over the batch axes in contiguous blocks, so a
   contiguous part would sit on a few devices and the others would idle (or XLA would gather
   the batch and compute every part everywhere). Each strided part has rows on every device,
-  and `layout` pins it there. Losses and normalisers never need whole groups in a part (the
-  advantages and aggregation weights are computed on the whole batch first).
+  and `layout` pins it there. The stride unit is a whole group of `group_size` rows when the
+  parts can hold whole groups (losses such as DPH-RL's read per-group pass rates), else a row.
   """
   def one(x):
-    if x.shape[0] % n:
-      raise ValueError(f"batch of {x.shape[0]} rows does not split into {n} equal parts")
-    x = jnp.swapaxes(x.reshape(x.shape[0] // n, n, *x.shape[1:]), 0, 1)
+    b = x.shape[0]
+    if b % n:
+      raise ValueError(f"batch of {b} rows does not split into {n} equal parts")
+    unit = _split_unit(b, n, group_size)
+    x = x.reshape(b // (n * unit), n, unit, *x.shape[1:])
+    x = jnp.swapaxes(x, 0, 1).reshape(n, b // n, *x.shape[3:])
     if layout is not None:
       x = layout.constrain(x, (None, "batch") + (None,) * (x.ndim - 2))
     return x
   return jax.tree.map(one, tree)
 
 
-def _merge(tree: Any) -> Any:
+def _merge(tree: Any, group_size: int = 1) -> Any:
   """Inverse of `_split`: [n, B / n, ...] → [B, ...] in the original row order."""
-  return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:]), tree)
+  def one(x):
+    n, rows = x.shape[:2]
+    unit = _split_unit(n * rows, n, group_size)
+    x = jnp.swapaxes(x.reshape(n, rows // unit, unit, *x.shape[2:]), 0, 1)
+    return x.reshape(n * rows, *x.shape[3:])
+  return jax.tree.map(one, tree)
 
 
 def _tree_select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -196,7 +210,8 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
   def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt, entropy_w_bt):
     weight_bt = aggregation_weights(aggregate, mask_bt)
     n_micro = mask_bt.shape[0] // _rows_per_chunk(mask_bt.shape[0], micro_rows)
-    micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro, layout)
+    micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro, layout,
+                   group_size)
 
     def body(grads, xs):
       (_, metrics), g = grad_fn(trainable, frozen, xs)
@@ -246,7 +261,7 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
           teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows, layout))
     # entropy_weight_bt (CEEH max-entropy mode) weights the entropy bonus per token; None = 1.
     minibatches = _split((rollout, adv_bt, mask_bt, batch.reward_out.entropy_weight_bt),
-                         num_minibatches, layout)
+                         num_minibatches, layout, group_size)
 
     def epoch(carry, _):
       return jax.lax.scan(functools.partial(opt_step, frozen), carry, minibatches)
