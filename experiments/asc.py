@@ -53,7 +53,8 @@ def parse_args():
   p.add_argument("--pair_samples", type=int, default=4)
   p.add_argument("--n", type=int, default=32, help="test problems per dataset")
   p.add_argument("--layers", default="19,23,27")
-  p.add_argument("--strengths", default="1,2", help="manual γ values (raw vector multiples)")
+  p.add_argument("--strengths", default="1,2",
+                 help="γ values (raw vector multiples) or KL targets in nats (kl0.3)")
   p.add_argument("--configs", default="",
                  help="explicit layer:strength list (e.g. 19:1,23:1,27:1,23:2); overrides the "
                       "layers × strengths grid")
@@ -100,10 +101,35 @@ def build_vectors(args, cfg, params, tok, pairs, layers) -> dict:
   return vecs
 
 
-def decode_configs(args, layers, strengths) -> list[tuple[int, float]]:
+def decode_configs(args, layers, strengths) -> list[tuple[int, str]]:
+  """(layer, strength spec): a γ ("1.5") or a target mean KL in nats ("kl0.3")."""
   if args.configs:
-    return [(int(a), float(b)) for a, b in (c.split(":") for c in args.configs.split(","))]
+    return [(int(a), b) for a, b in (c.split(":") for c in args.configs.split(","))]
   return [(l, g) for l in layers for g in strengths]
+
+
+def resolve_strengths(args, cfg, params, tok, vecs, configs, contexts):
+  """Measures KL (and its Hoeffding bound) for every config, solving γ for "klX" targets;
+  calibrated vectors are saved with their strength, for `--steering` without a strength."""
+  resolved, kls = [], {}
+  for l, spec in configs:
+    calibrator = steering.Calibrator(cfg, params, contexts, vecs[l], pad_id=tok.pad_id)
+    if spec.startswith("kl"):
+      m = steering.calibrate(calibrator, float(spec[2:]), rtol=0.05, max_evals=12)
+      steering.save(dataclasses.replace(vecs[l], extra=m.as_metadata()),
+                    os.path.join(args.out, f"asc_l{l}_{spec}.safetensors"))
+    else:
+      m = calibrator.measure(float(spec))
+    resolved.append((l, m.strength))
+    kls[label_of((l, m.strength))] = dataclasses.asdict(m)
+    print(f"{label_of((l, m.strength))} ({spec}): KL {m.kl:.4f} (direct {m.kl_direct:.4f}), "
+          f"Hoeffding mean {m.hoeffding:.3f} max {m.hoeffding_max:.3f} over "
+          f"{m.num_contexts} contexts", flush=True)
+  return resolved, kls
+
+
+def label_of(config) -> str:
+  return "unsteered" if config is None else f"L{config[0]} γ={config[1]:.3g}"
 
 
 def evaluate(args, cfg, params, tok, examples, vecs, configs):
@@ -225,7 +251,7 @@ def main():
   os.makedirs(args.out, exist_ok=True)
   specs = args.data or ["task:add_1digit"]
   layers = [int(x) for x in args.layers.split(",")]
-  strengths = [float(x) for x in args.strengths.split(",")]
+  strengths = args.strengths.split(",")
   policy = runner.load_policy(args.model)
   cfg, params, tok = policy.cfg, policy.params, policy.tokenizer
   configs = decode_configs(args, layers, strengths)
@@ -238,13 +264,7 @@ def main():
     print(f"layer {l}: |v| = {np.linalg.norm(v.vector_d):.3f} from {v.num_pairs} pairs",
           flush=True)
   contexts = steering.contexts_from_pairs(tok, pairs, cuts_per_answer=1, seed=args.seed)
-  kls = {}
-  for l, g in configs:
-    m = steering.Calibrator(cfg, params, contexts, vecs[l], pad_id=tok.pad_id).measure(g)
-    kls[f"L{l} γ={g:g}"] = dataclasses.asdict(m)
-    print(f"L{l} γ={g:g}: KL {m.kl:.4f} (direct {m.kl_direct:.4f}), Hoeffding mean "
-          f"{m.hoeffding:.3f} max {m.hoeffding_max:.3f} over {m.num_contexts} contexts",
-          flush=True)
+  configs, kls = resolve_strengths(args, cfg, params, tok, vecs, configs, contexts)
   per_dataset, raw = {}, {}
   for spec in specs:
     examples = load_examples(spec, "test", args.n, args.seed)
@@ -252,10 +272,8 @@ def main():
     results = evaluate(args, cfg, params, tok, examples, vecs, configs)
     print(f"{spec}: {time.time() - t0:.0f} s", flush=True)
     label = spec.split(":", 1)[1] if spec.startswith("task:") else os.path.basename(spec)
-    per_dataset[label] = {("unsteered" if c is None else f"L{c[0]} γ={c[1]:g}"):
-                          summarise(r) for c, r in results.items()}
-    raw[label] = {("unsteered" if c is None else f"L{c[0]} γ={c[1]:g}"): r
-                  for c, r in results.items()}
+    per_dataset[label] = {label_of(c): summarise(r) for c, r in results.items()}
+    raw[label] = {label_of(c): r for c, r in results.items()}
     with open(os.path.join(args.out, "eval_partial.json"), "w") as f:   # survives a later crash
       json.dump({"summaries": per_dataset, "completions": raw, "kl": kls}, f, indent=1)
   overhead = step_overhead(args, cfg, params, vecs[layers[0]])
