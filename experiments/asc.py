@@ -30,11 +30,12 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+# pylint: disable=wrong-import-position
+import matplotlib.pyplot as plt
 
-from concise_jax import data, models, rollout, steering, verify  # pylint: disable=wrong-import-position
-from concise_jax.eval import metrics, runner  # pylint: disable=wrong-import-position
-from concise_jax.train import rollout_step  # pylint: disable=wrong-import-position
+from concise_jax import data, models, rollout, steering, verify
+from concise_jax.eval import metrics, runner
+from concise_jax.train import rollout_step
 
 MODEL = "smollm2-135m-instruct"
 INSTRUCTION = "step_by_step"

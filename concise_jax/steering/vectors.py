@@ -48,7 +48,8 @@ class SteeringVector:
   def metadata(self) -> dict[str, str]:
     return {"layer": str(self.layer), "rule": self.rule, "model": self.model,
             "pairs_source": self.pairs_source, "num_pairs": str(self.num_pairs),
-            "extract_position": self.extract_position, "norm": f"{np.linalg.norm(self.vector_d):.6g}",
+            "extract_position": self.extract_position,
+            "norm": f"{np.linalg.norm(self.vector_d):.6g}",
             "extra": json.dumps(self.extra, sort_keys=True)}
 
 
