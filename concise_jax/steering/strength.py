@@ -6,10 +6,11 @@ with Δz = z_s − z the logit shift the steering causes,
     KL(p ‖ p_s) = log E_p[e^{Δz}] − E_p[Δz]                  (exact)
                ≤ (max Δz − min Δz)² / 8                      (Hoeffding's lemma).
 
-The ASC paper (arXiv 2507.04742) derives γ from a KL budget; that closed form was not found in
-the authors' code, and its second-order form ½γ²·vᵀFv is only the small-γ limit. Here Δz is measured by
-a steered and an unsteered forward over calibration contexts, and γ is found numerically (a
-bracket, then bisection on log γ) so the mean KL over the set equals the target.
+The ASC paper (arXiv 2507.04742) derives γ from a KL budget; that closed form was not found
+in the authors' code, and the second-order form ½γ²·vᵀFv is only the small-γ limit. Here Δz
+is measured by a steered and an unsteered forward over calibration contexts, and γ is found
+numerically (a bracket, then bisection on log γ) so the mean KL over the set equals the
+target.
 
 The KL is taken at the last position of each context, steered with the vector's position rule
 in one forward: for "last" that is the one-step shift of the next-token distribution, which is
