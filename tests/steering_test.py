@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import models, rollout, steering
+from concise_jax import data, models, rollout, steering
 from concise_jax.models import tiny, transformer
 
 CFG = tiny.tiny_config()
@@ -188,6 +188,9 @@ def test_select_pair_shortest_vs_longest_correct():
   assert (pair.concise, pair.verbose) == ("cc", "bbbb")
   assert steering.pairs.select_pair("q", texts, [1, 4, 2, 6], [True, False, False, False]) is None
   assert steering.pairs.select_pair("q", texts, [3, 3, 2, 6], [True, True, False, False]) is None
+  cut = steering.pairs.select_pair("q", texts, [1, 4, 2, 6], [True, True, True, False],
+                                   finished=[True, False, True, True])   # "bbbb" was truncated
+  assert (cut.concise, cut.verbose) == ("a", "cc")
 
 
 def test_jsonl_pairs(tmp_path):
@@ -203,3 +206,16 @@ def test_unknown_rule_is_rejected(vector):
   with pytest.raises(KeyError, match="last"):
     vector.steering(1.0, rule="first")
   assert transformer.POSITION_RULES["last"] == 1
+
+
+def test_pairs_from_own_samples(model):
+  cfg, params, tok = model
+  examples = list(data.load_dataset("task:add_1digit", n=2))
+  everything_right = lambda texts, refs, kinds: [True] * len(texts)
+  # Many end ids: rows stop after a random few tokens, so lengths differ within a group.
+  sp = rollout.SamplingParams(max_new_tokens=8, temperature=1.0, eos_ids=tuple(range(4, 40)))
+  pairs = steering.pairs.from_own_samples(cfg, params, tok, examples, jax.random.key(0), sp,
+                                          everything_right, num_samples=4, batch_prompts=2)
+  assert pairs and {p.problem for p in pairs} <= {ex.prompt for ex in examples}
+  for p in pairs:
+    assert len(p.concise) <= len(p.verbose)   # token counts differ; decoded text may tie

@@ -47,13 +47,17 @@ def to_jsonl(pairs: Sequence[Pair], path: str) -> None:
 
 
 def select_pair(problem: str, texts: Sequence[str], lengths: Sequence[int],
-                correct: Sequence[bool], min_gap: int = 1) -> Pair | None:
-  """Shortest vs longest correct answer among one problem's samples.
+                correct: Sequence[bool], min_gap: int = 1,
+                finished: Sequence[bool] | None = None) -> Pair | None:
+  """Shortest vs longest correct (and, given `finished`, ended) answer among one problem's
+  samples.
 
-  Returns None when fewer than two answers are correct or their token lengths differ by less
-  than `min_gap` (no contrast). Ties keep the earliest sample, so the choice is deterministic.
+  A truncated answer can pass a lenient last-number check while ending mid-sentence, which
+  would make its last token a poor "verbose" end state; pass `finished` to drop those.
+  Returns None when fewer than two answers qualify or their token lengths differ by less than
+  `min_gap` (no contrast). Ties keep the earliest sample, so the choice is deterministic.
   """
-  ok = [i for i, c in enumerate(correct) if c]
+  ok = [i for i, c in enumerate(correct) if c and (finished is None or finished[i])]
   if len(ok) < 2:
     return None
   short = min(ok, key=lambda i: (lengths[i], i))
@@ -66,7 +70,8 @@ def select_pair(problem: str, texts: Sequence[str], lengths: Sequence[int],
 def from_own_samples(cfg, params, tokenizer, examples: Sequence[data.Example], key: jax.Array,
                      sp: rollout.SamplingParams, check, *, num_samples: int = 8,
                      instruction: str = "none", system: str | None = None,
-                     batch_prompts: int = 8, min_gap: int = 1) -> list[Pair]:
+                     batch_prompts: int = 8, min_gap: int = 1,
+                     require_finished: bool = True) -> list[Pair]:
   """Samples `num_samples` answers per example and keeps one pair per example that has one.
 
   Args:
@@ -79,6 +84,7 @@ def from_own_samples(cfg, params, tokenizer, examples: Sequence[data.Example], k
     instruction, system: prompt format; the pair's `problem` is the formatted user turn.
     batch_prompts: prompts per sampler call (the last batch is padded by repetition).
     min_gap: minimum token-length difference between the two answers.
+    require_finished: only answers that ended (EOS) within the budget qualify.
   """
   pairs = []
   for start in range(0, len(examples), batch_prompts):
@@ -89,12 +95,13 @@ def from_own_samples(cfg, params, tokenizer, examples: Sequence[data.Example], k
     texts, out = rollout.generate(cfg, params, tokenizer, prompts, sp,
                                   jax.random.fold_in(key, start), num_samples=num_samples,
                                   system=system)
-    lengths = np.asarray(out.length_b)
+    lengths, finished = np.asarray(out.length_b), np.asarray(out.finished_b)
     refs = [verify.reference_of(ex) for ex in chunk for _ in range(num_samples)]
     correct = check(texts, [r for r, _ in refs], [k for _, k in refs])
     for i in range(real):
       rows = slice(i * num_samples, (i + 1) * num_samples)
-      pair = select_pair(prompts[i], texts[rows], lengths[rows], correct[rows], min_gap)
+      pair = select_pair(prompts[i], texts[rows], lengths[rows], correct[rows], min_gap,
+                         finished[rows] if require_finished else None)
       if pair is not None:
         pairs.append(pair)
   return pairs
