@@ -33,16 +33,16 @@ PAIRS = [steering.Pair("what is 2 + 3?", "5", "2 plus 3 is five so 5"),
 def test_extraction_equals_direct_mean_difference(model):
   cfg, params, tok = model
   vecs = steering.extract(cfg, params, tok, PAIRS, layers=(0, 1), batch=2)
-  for layer in (0, 1):
-    diffs = []
-    for p in PAIRS:
-      h = []
-      for answer in (p.concise, p.verbose):   # unpadded, one sequence at a time
-        ids = jnp.asarray([rollout.chat_ids(tok, p.problem) + tok.encode(answer)])
-        _, aux = models.forward(cfg, params, ids, hidden_layers=(layer,))
-        h.append(np.asarray(aux["hidden"][0, 0, -1]))
-      diffs.append(h[0] - h[1])
-    np.testing.assert_allclose(vecs[layer].vector_d, np.mean(diffs, 0), atol=2e-5)
+  hidden = jax.jit(lambda ids: models.forward(cfg, params, ids, hidden_layers=(0, 1))[1]["hidden"])
+  diffs = []
+  for p in PAIRS:
+    h = []
+    for answer in (p.concise, p.verbose):   # unpadded, one sequence at a time
+      ids = jnp.asarray([rollout.chat_ids(tok, p.problem) + tok.encode(answer)])
+      h.append(np.asarray(hidden(ids)[:, 0, -1]))   # [layers, D] at the last token
+    diffs.append(h[0] - h[1])
+  for i, layer in enumerate((0, 1)):
+    np.testing.assert_allclose(vecs[layer].vector_d, np.mean(diffs, 0)[i], atol=2e-5)
     assert vecs[layer].num_pairs == 3 and vecs[layer].layer == layer
 
 
