@@ -389,6 +389,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.rollout.max_refill_batches = 4    # dynamic sampling: rollout batches tried per update
   c.rollout.reshard_params = False    # True: gather fsdp-split weights once per rollout, so the
                                       #   decode runs without per-token fsdp collectives
+  # ASC activation steering of the rollouts (arXiv 2507.04742). Steered samples are off-policy
+  # for the unsteered training forward: the update then keeps the sampler's log-probs as the
+  # old log-probs (ratio pi_theta / pi_steered, clipped), never its own.
+  c.rollout.steering = ml_collections.ConfigDict()
+  c.rollout.steering.path = ""        # concise_jax.steering.save file; "" = no steering
+  c.rollout.steering.strength = 1.0   # gamma on the raw (unnormalised) vector
+  c.rollout.steering.rule = "last"    # steered positions: "last" (ASC) or "all"
 
   c.verify = ml_collections.ConfigDict()
   c.verify.num_workers = 2            # answer-checking processes; 0 = check in this process

@@ -3,6 +3,9 @@ r"""Evaluates a checkpoint on one or more datasets and writes JSON + Markdown re
     python -m concise_jax.eval --checkpoint=smollm2-135m-instruct \
         --data=task:add_1digit,gsm8k:/path/gsm8k_test.jsonl --n=100 --k=4 --out_dir=/tmp/eval
 
+Steered generation (ASC): add `--steering=vec.safetensors [--steering_strength=0.5]
+[--steering_rule=last]` (vectors from `concise_jax.steering`; experiments/asc.py makes them).
+
 Greedy pass@1 always runs (unless --nogreedy); --k > 0 adds k samples per example at
 --temperature / --top_p for mean@k and unbiased pass@k. Task datasets take options after `?`
 (`task:arithmetic?difficulty=1-5`). Output: `results.json`, `results.md`, `completions.jsonl`
@@ -38,6 +41,13 @@ _INSTRUCTION = flags.DEFINE_string(
     "(none, brief, answer_line, boxed, countdown) or literal text.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write results; unset = stdout only.")
 _SEED = flags.DEFINE_integer("seed", 0, "Task generation and sampling seed.")
+_STEERING = flags.DEFINE_string(
+    "steering", None, "ASC steering vector file (concise_jax.steering.save); unset = unsteered.")
+_STEERING_STRENGTH = flags.DEFINE_float(
+    "steering_strength", None, "Strength γ on the raw vector; unset = the file's calibrated one.")
+_STEERING_RULE = flags.DEFINE_enum(
+    "steering_rule", None, ["last", "all"], "Steered positions; unset = the file's rule (ASC: "
+    "last = the last prompt token and every generated token).")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show tqdm progress bars.")
 
 _MESH = flags.DEFINE_list("mesh_shape", ["1", "-1", "1"],
@@ -63,7 +73,9 @@ def settings_from_flags() -> runner.EvalSettings:
   return runner.EvalSettings(
       greedy=_GREEDY.value, k=_K.value, temperature=_TEMPERATURE.value, top_p=_TOP_P.value,
       top_k=_TOP_K.value, max_new_tokens=_MAX_NEW.value, batch_size=_BATCH.value,
-      system=_SYSTEM.value, instruction=_INSTRUCTION.value, seed=_SEED.value)
+      system=_SYSTEM.value, instruction=_INSTRUCTION.value, seed=_SEED.value,
+      steering=_STEERING.value, steering_strength=_STEERING_STRENGTH.value,
+      steering_rule=_STEERING_RULE.value)
 
 
 def run_config(specs: list[str], settings: runner.EvalSettings) -> dict:

@@ -91,6 +91,10 @@ class EvalSettings:
     instruction: a key of `data.instructions.INSTRUCTIONS` or literal text after the question.
     seed: sampling seed; chunk i of a pass samples with a key folded from (seed, pass,
       dataset label, i), so datasets and passes draw independently and reproducibly.
+    steering: path of a `steering.save` vector file (ASC); None = unsteered.
+    steering_strength: γ multiplying the raw vector; None = the strength calibrated into the
+      file (`calibration_strength`), if any.
+    steering_rule: position rule ("last" = ASC, "all"); None = the file's.
   """
   greedy: bool = True
   k: int = 0
@@ -102,6 +106,23 @@ class EvalSettings:
   system: str | None = None
   instruction: str = "none"
   seed: int = 0
+  steering: str | None = None
+  steering_strength: float | None = None
+  steering_rule: str | None = None
+
+
+def load_steering(settings: EvalSettings):
+  """The `models.Steering` the settings ask for, or None."""
+  if not settings.steering:
+    return None
+  from concise_jax import steering  # pylint: disable=import-outside-toplevel
+  vec = steering.load(settings.steering)
+  strength = settings.steering_strength
+  if strength is None:
+    if "calibration_strength" not in vec.extra:
+      raise ValueError(f"{settings.steering} has no calibrated strength: pass a strength")
+    strength = float(vec.extra["calibration_strength"])
+  return vec.steering(strength, settings.steering_rule)
 
 
 # --------------------------------------------------------------------------- data
@@ -233,13 +254,13 @@ def _pass_key(settings: EvalSettings, greedy: bool, label: str) -> jax.Array:
   return jax.random.fold_in(key, zlib.crc32(label.encode()) & 0x7FFFFFFF)
 
 
-def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int):
+def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int, steering=None):
   """Samples g completions per prompt row; returns the first `keep` rows' (texts, lengths,
   truncated flags, the rows among them this process verifies, the row owner map), the seconds
   it took, and the decode row-steps it ran."""
   t0 = time.perf_counter()
   sampled = mesh_sampling.sample(policy.cfg, policy.params, tokens, mask, key, sp,
-                                 num_samples=g, layout=policy.layout)
+                                 num_samples=g, layout=policy.layout, steering=steering)
   out = sampled.out
   texts = rollout.completions_to_text(policy.tokenizer, out)
   lengths, truncated = np.asarray(out.length_b), np.asarray(out.truncated_b)
@@ -271,6 +292,7 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
   g = 1 if greedy else settings.k
   sp, key = _sampling_params(policy, settings, greedy), _pass_key(settings, greedy, label)
   prompt_len = padded_length(ids)
+  steer = load_steering(settings)
   pending, timing = [], PassTiming()
   bar = tqdm.tqdm(total=len(ids), desc=f"{label} {'greedy' if greedy else 'sampled'}".strip(),
                   unit="ex", disable=not progress, dynamic_ncols=True)
@@ -280,7 +302,7 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
     tokens, mask = rollout.left_pad([ids[j] for j in chunk], policy.tokenizer.pad_id,
                                     min_len=prompt_len)
     texts, lengths, truncated, mine, owner, seconds, row_steps = _decode_chunk(
-        policy, tokens, mask, jax.random.fold_in(key, i), sp, g, len(real) * g)
+        policy, tokens, mask, jax.random.fold_in(key, i), sp, g, len(real) * g, steer)
     timing.add(seconds, int(lengths.sum()), row_steps)
     refs = [references[j] for j in real for _ in range(g)]
     # Each process verifies its own rows; the flags are combined in `_collect`.

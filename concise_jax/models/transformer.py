@@ -75,15 +75,40 @@ def param_axes(cfg: ModelConfig) -> dict:
                                        is_leaf=lambda x: isinstance(x, nnx.Variable)))
 
 
+# Position rules: how many of the last positions of each forward call get the vector. ASC
+# (arXiv 2507.04742) steers only the last one, i.e. the last prompt token at prefill and every
+# generated token during KV-cached decoding; "all" steers every position of every call.
+STEER_ALL = 2**30
+POSITION_RULES = {"last": 1, "all": STEER_ALL}
+
+
 @flax.struct.dataclass
 class Steering:
-  """Adds `scale * vector_d` to the residual stream after decoder layer `layer` (ASC needs it).
+  """Adds `scale * vector_d` to the residual stream after decoder layer `layer` (ASC).
 
-  `layer` is an array, so changing the layer or scale does not recompile.
+  Every field is an array, so changing the vector, layer, strength or position rule does not
+  recompile. Fields may be per row ([B] / [B, D]) so one batch can sweep strengths or layers;
+  per-row fields must match the forward's batch (the sampler prefills P prompts and decodes
+  P * G rows, so per-row steering needs num_samples == 1: repeat prompts instead).
+
+  `last_n` is the position rule: only the last `last_n` positions of each forward call are
+  steered (`POSITION_RULES`: "last" = 1, ASC's default; "all" = every position). None keeps
+  the original behaviour of steering every position. A decode step has one position, which is
+  always steered.
   """
-  layer: jax.Array   # [] int32
-  vector_d: jax.Array  # [D]
-  scale: jax.Array   # [] float32
+  layer: jax.Array   # [] or [B] int32
+  vector_d: jax.Array  # [D] or [B, D]
+  scale: jax.Array   # [] or [B] float32 (0 = unsteered, bit for bit)
+  last_n: jax.Array | None = None  # [] int32; None = every position
+
+  @classmethod
+  def create(cls, vector_d, layer, scale, rule: str = "last") -> "Steering":
+    """Arrays from Python values; `rule` names a `POSITION_RULES` entry."""
+    if rule not in POSITION_RULES:
+      raise KeyError(f"position rule {rule!r}; known: {sorted(POSITION_RULES)}")
+    return cls(layer=jnp.asarray(layer, jnp.int32), vector_d=jnp.asarray(vector_d, jnp.float32),
+               scale=jnp.asarray(scale, jnp.float32),
+               last_n=jnp.asarray(POSITION_RULES[rule], jnp.int32))
 
 
 def _embed(cfg, params, tokens_bs):
@@ -114,11 +139,37 @@ def _block(cfg, p, x_bsd, cos, sin, k_btkh_fn, mask_bst):
   return x_bsd, (k, v)
 
 
+def _rows(x, batch: int, ndim: int, name: str):
+  """A per-row steering field ([B, ...]) checked against the batch; shared ones pass through."""
+  if x.ndim == ndim:
+    return x
+  if x.shape[0] != batch:
+    raise ValueError(f"per-row steering {name} has {x.shape[0]} rows, the forward has {batch} "
+                     "(the sampler prefills prompts, not samples: use num_samples=1)")
+  return x
+
+
 def _steer(x_bsd, layer_index, steering):
+  """Residual stream after layer `layer_index`, steered where the layer and position rule say.
+
+  `x_bsd` is [B, S, D] (forward, prefill) or [B, D] (one decode position, always steered).
+  """
   if steering is None:
     return x_bsd
-  add_d = jnp.where(layer_index == steering.layer, steering.scale, 0.0) * steering.vector_d
-  return x_bsd + add_d.astype(x_bsd.dtype)
+  b = x_bsd.shape[0]
+  layer = _rows(steering.layer, b, 0, "layer")
+  scale = _rows(steering.scale, b, 0, "scale")
+  vector = _rows(steering.vector_d, b, 1, "vector")
+  gate = jnp.where(layer_index == layer, scale, 0.0)                       # [] or [B]
+  add_bd = jnp.broadcast_to(gate[..., None] * vector, (b, x_bsd.shape[-1]))
+  if x_bsd.ndim == 2:
+    return x_bsd + add_bd.astype(x_bsd.dtype)
+  add_bsd = add_bd[:, None, :]
+  if steering.last_n is not None:
+    s = x_bsd.shape[1]
+    steered_s = jnp.arange(s) >= s - steering.last_n
+    add_bsd = jnp.where(steered_s[None, :, None], add_bsd, 0.0)
+  return x_bsd + add_bsd.astype(x_bsd.dtype)
 
 
 def positions_from_mask(mask_bs: jax.Array) -> jax.Array:

@@ -275,13 +275,14 @@ class RunResult:
 
 
 def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, group_size: int,
-                  sp, budget_p: np.ndarray | None = None) -> tuple[types.Rollout, int]:
+                  sp, budget_p: np.ndarray | None = None,
+                  steering=None) -> tuple[types.Rollout, int]:
   """(scored rollout, number of prompts cut to max_prompt_tokens)."""
   batch, _, stats = rollout_step.rollout_batch(
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
       key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check,
       features=r.features, budget_p=budget_p,
-      budget_template=r.config.budget.prompt_template, layout=r.layout)
+      budget_template=r.config.budget.prompt_template, layout=r.layout, steering=steering)
   return batch, stats["prompts_cut"]
 
 
@@ -297,6 +298,7 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
   # Scoring runs on each host (same inputs, same results everywhere): the reward memory comes
   # off the mesh here and goes back in `train_step`.
   reward_state, generated, reward_metrics = distributed.fetch(state.reward_state), [], []
+  steering = rollout_step.steering_from_config(c)   # ASC-steered training rollouts, or None
   stats = {"prompts_cut": 0, "budgets": []}
 
   def next_batch():
@@ -308,7 +310,8 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
       budget_p = np.asarray(r.fns.budget(reward_state.step, reward_state.budget_n, index_p))
       stats["budgets"].append(budget_p)
     batch, cut = _sample_batch(r, params, examples, jax.random.fold_in(key, len(generated)),
-                               group_size=c.rollout.group_size, sp=sp, budget_p=budget_p)
+                               group_size=c.rollout.group_size, sp=sp, budget_p=budget_p,
+                               steering=steering)
     stats["prompts_cut"] += cut
     reward_out, reward_state, metrics = r.fns.score(reward_state, batch)
     generated.append(batch)

@@ -5,6 +5,7 @@ host; jit moves them to the mesh). Prompts are padded to one fixed length so the
 the update compile once.
 """
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -43,6 +44,19 @@ def sampling_params(config, tokenizer, *, temperature: float | None = None):
       top_k=config.rollout.top_k, top_p=config.rollout.top_p,
       eos_ids=tuple(tokenizer.eos_ids), pad_id=tokenizer.pad_id,
       return_entropy=host_features.needs_entropy(config))
+
+
+def steering_from_config(config):
+  """The `models.Steering` of `config.rollout.steering`, or None when its path is empty."""
+  sc = config.rollout.get("steering")
+  return None if sc is None or not sc.path else _load_steering(sc.path, float(sc.strength),
+                                                                 sc.rule)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_steering(path: str, strength: float, rule: str):
+  from concise_jax import steering  # pylint: disable=import-outside-toplevel
+  return steering.load(path).steering(strength, rule)
 
 
 def encode_prompts(tokenizer, examples: Sequence[data.Example],
@@ -84,7 +98,7 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
                   sp: rollout.SamplingParams, group_size: int, fmt: PromptFormat,
                   check: CheckFn, features: Callable | None = None,
                   budget_p: np.ndarray | None = None, budget_template: str = "",
-                  layout=None) -> tuple[types.Rollout, list[str], dict]:
+                  layout=None, steering=None) -> tuple[types.Rollout, list[str], dict]:
   """Samples `group_size` completions per example and scores their correctness.
 
   Args:
@@ -103,6 +117,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     budget_template: e.g. "Think for {n} tokens." (L1): appended to each prompt with its
       budget, recorded in `Rollout.budget_b`, and NOT enforced as the decode cap.
     layout: the mesh to decode on (`sharding.Layout`); None = one device.
+    steering: optional `models.Steering` (ASC, `steering_from_config`). `old_logp_bt` is then
+      the steered sampler's log-prob, which the update must keep (see `step.py`).
 
   Returns:
     (Rollout with B = P·G numpy rows incl. prompt tokens — the same whole batch on every
@@ -116,7 +132,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
   cap_b = None if budget_p is None or stated else np.repeat(
       np.asarray(budget_p, np.int32), group_size)
   sampled = mesh_sampling.sample(model_cfg, params, tokens_ps, mask_ps, key, sp,
-                                 num_samples=group_size, layout=layout, budget_b=cap_b)
+                                 num_samples=group_size, layout=layout, budget_b=cap_b,
+                                 steering=steering)
   out, rows = sampled.out, sampled.rows
   rep = lambda x: np.repeat(np.asarray(x), group_size, axis=0)
   batch = types.Rollout(

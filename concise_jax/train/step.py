@@ -182,6 +182,11 @@ def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransform
   mask_truncated = bool(config.loss.mask_truncated)
   ppo_epochs, num_minibatches = config.train.ppo_epochs, config.optim.num_minibatches
   micro_rows, recompute_old = config.optim.micro_batch, config.train.recompute_old_logp
+  # Steered rollouts (ASC) come from pi_steered, not from the params: recomputing old log-probs
+  # (or taking the training forward's own, ratio 1) would treat them as on-policy. Keep the
+  # sampler's log-probs, so the clipped ratio is pi_theta / pi_steered.
+  if config.rollout.get("steering") is not None and config.rollout.steering.path:
+    recompute_old = False
   opt_steps_per_update = ppo_epochs * num_minibatches
   # One optimizer step per rollout is on-policy: the old policy IS the current params, so the
   # old log-probs are the training forward's own values (ratio exactly 1) and the separate
