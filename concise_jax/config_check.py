@@ -87,10 +87,6 @@ def _shape_errors(config) -> list[str]:
   if len(config.mesh.dcn_shape) != 3 or min(config.mesh.dcn_shape) < 1:
     errors.append(f"config.mesh.dcn_shape {tuple(config.mesh.dcn_shape)} needs 3 positive "
                   "entries (data, fsdp, tensor across slices)")
-  for key in ("dtype", "param_dtype"):
-    if config.model[key] not in ("float32", "bfloat16", "float16"):
-      errors.append(f"config.model.{key}={config.model[key]!r}; valid choices: bfloat16, "
-                    "float16, float32")
   return errors
 
 
@@ -135,7 +131,10 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
     ("eval.temperature", _NUM, 0, None, True, True),
     ("eval.samples_per_prompt", _INT, 1, None, True, True),
 )
-CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error", "drop")}
+CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error", "drop"),
+           "rollout.steering.rule": ("last", "all"),
+           "model.dtype": ("bfloat16", "float16", "float32"),
+           "model.param_dtype": ("bfloat16", "float16", "float32")}
 # Advantages that do not compare a sample with its group; every other one needs G >= 2.
 GROUP_FREE_ADVANTAGES = ("reinforce_pp",)
 
