@@ -57,6 +57,7 @@ def test_resharded_params_decode_without_per_token_fsdp_collectives():
   from concise_jax import compiled_cost  # pylint: disable=import-outside-toplevel
   from configs import grpo_lambda  # pylint: disable=import-outside-toplevel
   config = grpo_lambda.get_config("model=tiny,runlocal")
+  config.rollout.prompts_per_step = 8          # prompt rows divide the 8-way fsdp axis
   mesh = sharding.make_mesh((1, 8, 1))
   per_token = lambda reshard: compiled_cost.collective_counts(
       compiled_cost.compile_sampler(config, mesh, reshard).as_text())["all-reduce"].get(
