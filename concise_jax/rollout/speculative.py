@@ -194,7 +194,7 @@ def init_state(tcfg: ModelConfig, drafter, params: dict, dp: dict, prompt_tokens
   if sp.temperature == 0.0:
     first_b = jnp.argmax(logp_bv, axis=-1).astype(jnp.int32)
   else:
-    first_b = S.sample_categorical(jax.random.fold_in(key, -1), logp_bv).astype(jnp.int32)
+    first_b = S.sample_categorical(jax.random.fold_in(key, 1 << 30), logp_bv).astype(jnp.int32)
   dstate, dlogits_bv = drafter.init(dp, params, rep(prompt_tokens_ps), rep(prompt_mask_ps),
                                     rep(feat_psd), first_b, max_len)
   pad = S._stop_pad(sp)  # pylint: disable=protected-access
