@@ -384,6 +384,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.rollout.top_p = 1.0               # 1.0 = off
   c.rollout.top_k = 0                 # 0 = off
   c.rollout.max_refill_batches = 4    # dynamic sampling: rollout batches tried per update
+  # Lossless speculative decoding with an EAGLE draft head (rollout/speculative.py, draft/).
+  c.rollout.speculative = ml_collections.ConfigDict()
+  c.rollout.speculative.enabled = False     # off: the plain sampler
+  c.rollout.speculative.draft = ""          # draft dir (python -m concise_jax.draft) or workdir
+  c.rollout.speculative.num_draft = 4       # k drafted tokens per target forward
+  c.rollout.speculative.draft_vocab = 8192  # reduced draft vocab (EAGLE-3); 0 = full vocab
+  c.rollout.speculative.max_batch = 4       # speculate only up to this many rows (CPU: pays at
+                                            #   small batch only; compute-bound beyond)
+  c.rollout.speculative.online = False      # distil the head on each update's rollouts (SpecVLM)
+  c.rollout.speculative.ce_weight = 0.1     # EAGLE p_w: CE to the target distribution
+  c.rollout.speculative.feature_weight = 1.0  # EAGLE v_w: Smooth-L1 on features
+  c.rollout.speculative.learning_rate = 3e-4  # draft AdamW learning rate (online)
 
   c.verify = ml_collections.ConfigDict()
   c.verify.num_workers = 2            # answer-checking processes; 0 = check in this process

@@ -8,6 +8,7 @@ Greedy pass@1 always runs (unless --nogreedy); --k > 0 adds k samples per exampl
 (`task:arithmetic?difficulty=1-5`). Output: `results.json`, `results.md`, `completions.jsonl`
 in --out_dir, and the Markdown tables on stdout.
 """
+import dataclasses
 import datetime
 import json
 import sys
@@ -38,6 +39,14 @@ _INSTRUCTION = flags.DEFINE_string(
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write results; unset = stdout only.")
 _SEED = flags.DEFINE_integer("seed", 0, "Task generation and sampling seed.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show tqdm progress bars.")
+_SPECULATIVE = flags.DEFINE_enum(
+    "speculative", "off", ["off", "eagle"], "Lossless speculative decoding with an EAGLE head.")
+_DRAFT = flags.DEFINE_string("draft", None, "Draft head: a `python -m concise_jax.draft` dir or "
+                             "a training workdir holding draft/.")
+_NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Drafted tokens per target forward.")
+_DRAFT_VOCAB = flags.DEFINE_integer("draft_vocab", 8192, "Reduced draft vocabulary; 0 = full.")
+_SPEC_MAX_BATCH = flags.DEFINE_integer("speculative_max_batch", 4,
+                                       "Speculate only on chunks of at most this many rows.")
 
 flags.mark_flags_as_required(["checkpoint", "data"])
 
@@ -68,6 +77,13 @@ def main(argv):
   datasets = {runner.dataset_label(s): (s, runner.load_examples(s, _N.value, _SEED.value))
               for s in specs}  # load every dataset first: a bad spec fails before the model
   policy = runner.load_policy(_CHECKPOINT.value)
+  if _SPECULATIVE.value == "eagle":
+    from concise_jax import draft  # pylint: disable=import-outside-toplevel
+    from concise_jax.draft import checkpoint as draft_ckpt  # pylint: disable=import-outside-toplevel
+    from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
+    policy = dataclasses.replace(policy, speculative=(
+        draft.EagleDrafter(policy.cfg), draft_ckpt.load(_DRAFT.value, _DRAFT_VOCAB.value),
+        speculative.SpecParams(num_draft=_NUM_DRAFT.value), _SPEC_MAX_BATCH.value))
   per_dataset = {}
   with Verifier() as verifier:
     for label, (spec, examples) in datasets.items():

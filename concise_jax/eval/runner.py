@@ -38,6 +38,9 @@ class Policy:
   cfg: models.ModelConfig
   params: Any
   tokenizer: Any
+  # (drafter, draft_params, SpecParams, max_batch) to decode with lossless speculative sampling
+  # (rollout/speculative.py) on chunks of at most max_batch rows; None = plain sampler.
+  speculative: Any = None
 
 
 def load_policy(spec: str) -> Policy:
@@ -222,7 +225,13 @@ def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int):
   """Samples g completions per prompt row; returns the first `keep` rows' (texts, lengths,
   truncated flags), the seconds it took, and the decode row-steps it ran."""
   t0 = time.perf_counter()
-  out = rollout.sample(policy.cfg, policy.params, tokens, mask, key, sp, num_samples=g)
+  if policy.speculative is not None and tokens.shape[0] * g <= policy.speculative[3]:
+    from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
+    drafter, dp, spec, _ = policy.speculative
+    out = speculative.sample(policy.cfg, policy.params, drafter, dp, tokens, mask, key, sp, spec,
+                             num_samples=g)
+  else:
+    out = rollout.sample(policy.cfg, policy.params, tokens, mask, key, sp, num_samples=g)
   texts = rollout.completions_to_text(policy.tokenizer, out)
   lengths, truncated = (np.asarray(x) for x in jax.device_get((out.length_b, out.truncated_b)))
   seconds = time.perf_counter() - t0

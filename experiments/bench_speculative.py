@@ -1,0 +1,99 @@
+r"""Speculative vs plain decoding on SmolLM2-135M: tokens/s, speed-up, mean accepted length.
+
+    python experiments/bench_speculative.py --draft=/tmp/draft --quick
+
+Prompts: task:word_problems with "Think step by step" (80-100 token CoT answers). For each batch
+size and temperature it times the plain sampler and the speculative sampler with the full and
+a reduced draft vocabulary, side by side in one process (compiled ahead, then one timed run
+each), checks greedy outputs are identical, and prints a Markdown table plus the draft's
+accepted-length curve from its distillation run (DIR/curve.jsonl).
+"""
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from concise_jax import data, models
+from concise_jax.draft import EagleDrafter, checkpoint
+from concise_jax.rollout import sampler as S
+from concise_jax.rollout import speculative as SP
+from concise_jax.rollout.generate import chat_ids, left_pad
+
+_DRAFT = flags.DEFINE_string("draft", None, "Draft head directory (python -m concise_jax.draft).")
+_QUICK = flags.DEFINE_boolean("quick", False, "64 new tokens, one repeat.")
+_BATCHES = flags.DEFINE_string("batches", "1,4,16", "Batch sizes.")
+_TEMPS = flags.DEFINE_string("temperatures", "0,0.7", "Temperatures (0 = greedy).")
+_VOCABS = flags.DEFINE_string("vocabs", "0,8192", "Draft vocab sizes (0 = full).")
+_NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Draft length k.")
+_MAX_NEW = flags.DEFINE_integer("max_new_tokens", 128, "Completion budget (quick: 64).")
+flags.mark_flags_as_required(["draft"])
+
+
+def _prompts(tok, n):
+  exs = data.load_dataset("task:word_problems", split="test", n=n, seed=1)
+  ids = [chat_ids(tok, data.add_instruction(e, "step_by_step")) for e in exs]
+  return left_pad(ids, tok.pad_id, bucket=64)
+
+
+def _timed(fn, *args):
+  compiled = fn.lower(*args).compile()
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(compiled(*args))
+  return out, time.perf_counter() - t0
+
+
+def _row(b, temp, label, out, seconds, plain_rate, same):
+  toks = int(np.asarray(out.length_b).sum())
+  rate = toks / seconds
+  acc = getattr(out, "mean_accepted", None)
+  return (f"| {b} | {temp:g} | {label} | {toks} | {seconds:.2f} | {rate:.1f} | "
+          f"{rate / plain_rate if plain_rate else 1.0:.2f}x | "
+          f"{'-' if acc is None else f'{float(acc):.2f}'} | {same} |"), rate
+
+
+def main(argv):
+  del argv
+  cfg, params, tok = models.load("smollm2-135m-instruct")
+  t = 64 if _QUICK.value else _MAX_NEW.value
+  batches = [int(x) for x in _BATCHES.value.split(",")]
+  tokens, mask = _prompts(tok, max(batches))
+  drafter = EagleDrafter(cfg)
+  spec = SP.SpecParams(num_draft=_NUM_DRAFT.value)
+  print(f"# bench_speculative  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  "
+        f"load avg {os.getloadavg()[0]:.1f}  T={t} k={spec.num_draft}\n")
+  print("| batch | temp | decoder | tokens | s | tok/s | vs plain | mean accepted | same output |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for temp in [float(x) for x in _TEMPS.value.split(",")]:
+    sp = S.SamplingParams(max_new_tokens=t, temperature=temp, eos_ids=tuple(tok.eos_ids),
+                          pad_id=tok.pad_id)
+    for b in batches:
+      args = (jnp.asarray(tokens[:b]), jnp.asarray(mask[:b]), jax.random.key(0))
+      plain, sec = _timed(jax.jit(lambda tk, m, k: S.sample(cfg, params, tk, m, k, sp)), *args)
+      line, plain_rate = _row(b, temp, "plain", plain, sec, 0, "-")
+      print(line, flush=True)
+      for vocab in [int(x) for x in _VOCABS.value.split(",")]:
+        dp = checkpoint.load(_DRAFT.value, vocab)
+        fn = jax.jit(lambda tk, m, k, dp=dp: SP.sample(cfg, params, drafter, dp, tk, m, k, sp,
+                                                       spec))
+        out, sec = _timed(fn, *args)
+        same = (bool(np.array_equal(out.tokens_bt, plain.tokens_bt)) if temp == 0 else "n/a")
+        label = f"EAGLE k={spec.num_draft} vocab={'full' if vocab == 0 else vocab}"
+        print(_row(b, temp, label, out, sec, plain_rate, same)[0], flush=True)
+  curve = os.path.join(_DRAFT.value, "curve.jsonl")
+  if os.path.exists(curve):
+    print("\n## accepted-length curve during distillation (T=0.7 data, full vocab)\n")
+    print("| step | mean accepted | draft top-1 | loss |")
+    print("|---|---|---|---|")
+    with open(curve, encoding="utf-8") as f:
+      for line in f:
+        r = json.loads(line)
+        print(f"| {r['step']} | {r['mean_accepted']:.2f} | {r['draft/top1']:.3f} | "
+              f"{r['draft/loss']:.3f} |")
+
+
+if __name__ == "__main__":
+  app.run(main)
