@@ -31,27 +31,38 @@ def _seqs(target, n=16, t=24, seed=0):
 
 def test_cached_block_pass_equals_full_pass(target):
   seq, mask, _, _ = _seqs(target, n=3, t=8)
-  head = head_lib.init_head(CFG, target, jax.random.key(1))
-  feat, _ = transformer.forward(CFG, target, seq, mask_bs=mask, return_logits=False)
-  nxt = jnp.pad(seq[:, 1:], ((0, 0), (0, 1)))
-  full = head_lib.head_forward(CFG, head, target, nxt, feat, mask)
   s = 8 + 3
-  _, cache = head_lib.head_prefill(CFG, head, target, nxt[:, :s], feat[:, :s], mask[:, :s], 40)
-  out, cache = head_lib.head_block(CFG, head, target, nxt[:, s:s + 4], feat[:, s:s + 4], cache)
+
+  @jax.jit
+  def passes(seq, mask):
+    head = head_lib.init_head(CFG, target, jax.random.key(1))
+    feat, _ = transformer.forward(CFG, target, seq, mask_bs=mask, return_logits=False)
+    nxt = jnp.pad(seq[:, 1:], ((0, 0), (0, 1)))
+    full = head_lib.head_forward(CFG, head, target, nxt, feat, mask)
+    _, cache = head_lib.head_prefill(CFG, head, target, nxt[:, :s], feat[:, :s], mask[:, :s], 40)
+    out, cache = head_lib.head_block(CFG, head, target, nxt[:, s:s + 4], feat[:, s:s + 4], cache)
+    cache = V.commit(cache, 4, jnp.full((3,), 2, jnp.int32))        # keep 2, roll back 2
+    out2, _ = head_lib.head_block(CFG, head, target, nxt[:, s + 2:s + 5], feat[:, s + 2:s + 5],
+                                  cache)
+    return full, out, out2
+
+  full, out, out2 = passes(seq, mask)
   np.testing.assert_allclose(out, full[:, s:s + 4], atol=1e-4)
-  cache = V.commit(cache, 4, jnp.full((3,), 2, jnp.int32))          # keep 2, roll back 2
-  out2, _ = head_lib.head_block(CFG, head, target, nxt[:, s + 2:s + 5], feat[:, s + 2:s + 5], cache)
   np.testing.assert_allclose(out2, full[:, s + 2:s + 5], atol=1e-4)
 
 
 def test_chunked_ce_equals_one_chunk(target):
   seq, mask, _, _ = _seqs(target, n=2, t=8)
-  head = head_lib.init_head(CFG, target, jax.random.key(1))
-  feat, _ = transformer.forward(CFG, target, seq, mask_bs=mask, return_logits=False)
-  dc = training.DistillConfig(chunk=3)
-  l3, m3 = training.eagle_loss(CFG, head, target, seq, feat, mask, dc)
-  l_all, m_all = training.eagle_loss(CFG, head, target, seq, feat, mask,
-                                     training.DistillConfig(chunk=seq.shape[1]))
+
+  @jax.jit
+  def losses(seq, mask):
+    head = head_lib.init_head(CFG, target, jax.random.key(1))
+    feat, _ = transformer.forward(CFG, target, seq, mask_bs=mask, return_logits=False)
+    return (training.eagle_loss(CFG, head, target, seq, feat, mask, training.DistillConfig(chunk=3)),
+            training.eagle_loss(CFG, head, target, seq, feat, mask,
+                                training.DistillConfig(chunk=seq.shape[1])))
+
+  (l3, m3), (l_all, m_all) = losses(seq, mask)
   np.testing.assert_allclose(l3, l_all, rtol=1e-5)
   np.testing.assert_allclose(m3["top1"], m_all["top1"], rtol=1e-5)
 
