@@ -24,10 +24,14 @@ from concise_jax.rollout import speculative as SP
 from concise_jax.rollout.generate import chat_ids, left_pad
 
 _DRAFT = flags.DEFINE_string("draft", None, "Draft head directory (python -m concise_jax.draft).")
+_MODEL = flags.DEFINE_string("model", "smollm2-135m-instruct", "Target ('tiny' for a smoke run).")
 _QUICK = flags.DEFINE_boolean("quick", False, "64 new tokens, one repeat.")
 _BATCHES = flags.DEFINE_string("batches", "1,4,16", "Batch sizes.")
 _TEMPS = flags.DEFINE_string("temperatures", "0,0.7", "Temperatures (0 = greedy).")
 _VOCABS = flags.DEFINE_string("vocabs", "0,8192", "Draft vocab sizes (0 = full).")
+_CASES = flags.DEFINE_string(
+    "cases", None, "Instead of the full grid: comma-separated batch:temperature:vocab+vocab, e.g. "
+    "1:0:0+8192,4:0:8192 (each batch/temperature compiles its samplers: minutes on a busy CPU).")
 _NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Draft length k.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 128, "Completion budget (quick: 64).")
 flags.mark_flags_as_required(["draft"])
@@ -39,7 +43,20 @@ def _prompts(tok, n):
   return left_pad(ids, tok.pad_id, bucket=64)
 
 
+def _cases(batches):
+  """(batch, temperature, [vocab sizes]) to run: --cases, or the full grid."""
+  if _CASES.value:
+    out = []
+    for case in _CASES.value.split(","):
+      b, temp, vocabs = case.split(":")
+      out.append((int(b), float(temp), [int(v) for v in vocabs.split("+")]))
+    return out
+  vocabs = [int(x) for x in _VOCABS.value.split(",")]
+  return [(b, float(temp), vocabs) for temp in _TEMPS.value.split(",") for b in batches]
+
+
 def _timed(fn, *args):
+  """Compiles ahead (not timed), then one timed run."""
   compiled = fn.lower(*args).compile()
   t0 = time.perf_counter()
   out = jax.block_until_ready(compiled(*args))
@@ -57,32 +74,36 @@ def _row(b, temp, label, out, seconds, plain_rate, same):
 
 def main(argv):
   del argv
-  cfg, params, tok = models.load("smollm2-135m-instruct")
+  if _MODEL.value == "tiny":
+    cfg, params, tok = models.tiny.load_tiny(0)
+  else:
+    cfg, params, tok = models.load(_MODEL.value)
   t = 64 if _QUICK.value else _MAX_NEW.value
   batches = [int(x) for x in _BATCHES.value.split(",")]
-  tokens, mask = _prompts(tok, max(batches))
+  tokens, mask = _prompts(tok, max([b for b, _, _ in _cases(batches)]))
   drafter = EagleDrafter(cfg)
   spec = SP.SpecParams(num_draft=_NUM_DRAFT.value)
   print(f"# bench_speculative  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  "
         f"load avg {os.getloadavg()[0]:.1f}  T={t} k={spec.num_draft}\n")
   print("| batch | temp | decoder | tokens | s | tok/s | vs plain | mean accepted | same output |")
   print("|---|---|---|---|---|---|---|---|---|")
-  for temp in [float(x) for x in _TEMPS.value.split(",")]:
+  for b, temp, vocabs in _cases(batches):
     sp = S.SamplingParams(max_new_tokens=t, temperature=temp, eos_ids=tuple(tok.eos_ids),
                           pad_id=tok.pad_id)
-    for b in batches:
-      args = (jnp.asarray(tokens[:b]), jnp.asarray(mask[:b]), jax.random.key(0))
-      plain, sec = _timed(jax.jit(lambda tk, m, k: S.sample(cfg, params, tk, m, k, sp)), *args)
-      line, plain_rate = _row(b, temp, "plain", plain, sec, 0, "-")
-      print(line, flush=True)
-      for vocab in [int(x) for x in _VOCABS.value.split(",")]:
-        dp = checkpoint.load(_DRAFT.value, vocab)
-        fn = jax.jit(lambda tk, m, k, dp=dp: SP.sample(cfg, params, drafter, dp, tk, m, k, sp,
-                                                       spec))
-        out, sec = _timed(fn, *args)
-        same = (bool(np.array_equal(out.tokens_bt, plain.tokens_bt)) if temp == 0 else "n/a")
-        label = f"EAGLE k={spec.num_draft} vocab={'full' if vocab == 0 else vocab}"
-        print(_row(b, temp, label, out, sec, plain_rate, same)[0], flush=True)
+    args = (jnp.asarray(tokens[:b]), jnp.asarray(mask[:b]), jax.random.key(0))
+    # Params are arguments, never closed over (a closure would bake 513 MB into the program).
+    plain_fn = jax.jit(lambda p, tk, m, k, sp=sp: S.sample(cfg, p, tk, m, k, sp))
+    plain, sec = _timed(plain_fn, params, *args)
+    line, plain_rate = _row(b, temp, "plain", plain, sec, 0, "-")
+    print(line, flush=True)
+    for vocab in vocabs:
+      dp = checkpoint.load(_DRAFT.value, vocab)
+      spec_fn = jax.jit(lambda p, d, tk, m, k, sp=sp: SP.sample(cfg, p, drafter, d, tk, m, k, sp,
+                                                                spec))
+      out, sec = _timed(spec_fn, params, dp, *args)
+      same = bool(np.array_equal(out.tokens_bt, plain.tokens_bt)) if temp == 0 else "n/a"
+      label = f"EAGLE k={spec.num_draft} vocab={'full' if vocab == 0 else vocab}"
+      print(_row(b, temp, label, out, sec, plain_rate, same)[0], flush=True)
   curve = os.path.join(_DRAFT.value, "curve.jsonl")
   if os.path.exists(curve):
     print("\n## accepted-length curve during distillation (T=0.7 data, full vocab)\n")

@@ -29,13 +29,21 @@ def _seqs(target, n=16, t=24, seed=0):
           jnp.concatenate([mask, out.mask_bt], 1), tokens, mask)
 
 
+def _live_head(target):
+  """init_head with its (zero-initialised) output projections filled in, so attention counts."""
+  head = head_lib.init_head(CFG, target, jax.random.key(1))
+  layer = {**head["layer"], "w_o": target["layers"]["w_o"][0],
+           "w_down": target["layers"]["w_down"][0]}
+  return {**head, "layer": layer}
+
+
 def test_cached_block_pass_equals_full_pass(target):
   seq, mask, _, _ = _seqs(target, n=3, t=8)
   s = 8 + 3
 
   @jax.jit
   def passes(seq, mask):
-    head = head_lib.init_head(CFG, target, jax.random.key(1))
+    head = _live_head(target)
     feat, _ = transformer.forward(CFG, target, seq, mask_bs=mask, return_logits=False)
     nxt = jnp.pad(seq[:, 1:], ((0, 0), (0, 1)))
     full = head_lib.head_forward(CFG, head, target, nxt, feat, mask)
@@ -56,7 +64,7 @@ def test_chunked_ce_equals_one_chunk(target):
 
   @jax.jit
   def losses(seq, mask):
-    head = head_lib.init_head(CFG, target, jax.random.key(1))
+    head = _live_head(target)
     feat, _ = transformer.forward(CFG, target, seq, mask_bs=mask, return_logits=False)
     return (training.eagle_loss(CFG, head, target, seq, feat, mask, training.DistillConfig(chunk=3)),
             training.eagle_loss(CFG, head, target, seq, feat, mask,

@@ -140,7 +140,7 @@ def test_cache_after_rejections_equals_fresh_prefill(target):
   state = jax.jit(lambda: SP.init_state(CFG, drafter, target, dp, tokens, mask, jax.random.key(2),
                                         sp, SP.SpecParams(num_draft=3), 1, budget_b))()
   round_fn = jax.jit(lambda st: SP._round(CFG, drafter, transformer.unstack_layers(target),
-                                          drafter.prepare(dp), sp, 3, jax.random.key(2),
+                                          drafter.prepare(dp, target), sp, 3, jax.random.key(2),
                                           budget_b, st))
   for _ in range(4):
     state = round_fn(state)

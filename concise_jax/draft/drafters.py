@@ -14,7 +14,8 @@ target_params, state, ...)`; the sampler never asks which kind it has:
       n_keep_b how many are real. dlogits come from the last real one.
 
 `dlogits_bv` are over the draft vocabulary [B, Vd]; `to_target(dp, ids)` maps draft ids to
-target ids. `draft_params` is {"head", "vocab_ids"} for EAGLE and {"params"} for a model draft.
+target ids. `draft_params` is {"head", "vocab_ids"} for EAGLE and {"params"} for a model draft;
+`prepare(dp, tp)` precomputes loop constants from them once, outside the decode loop.
 """
 import dataclasses
 
@@ -50,11 +51,16 @@ class EagleDrafter:
   cfg: ModelConfig   # the target's config (the head shares its layer shapes and LM head)
 
   def _logits(self, dp, tp, feat_bd):
-    w_dv = head_lib.lm_weights(self.cfg, tp, dp.get("vocab_ids"))
+    w_dv = dp.get("w_dv")
+    if w_dv is None:
+      w_dv = head_lib.lm_weights(self.cfg, tp, dp.get("vocab_ids"))
     return jnp.einsum("bd,dv->bv", feat_bd, w_dv.astype(feat_bd.dtype)).astype(jnp.float32)
 
-  def prepare(self, dp):
-    return dp
+  def prepare(self, dp, tp):
+    """Slices the draft vocabulary's LM-head columns once, outside the decode loop."""
+    if dp.get("vocab_ids") is None:
+      return dp
+    return {**dp, "w_dv": head_lib.lm_weights(self.cfg, tp, dp["vocab_ids"])}
 
   def to_target(self, dp, ids):
     vocab = dp.get("vocab_ids")
@@ -88,8 +94,9 @@ class ModelDrafter:
   """A smaller causal LM with the target's tokenizer as the draft (Leviathan et al. 2211.17192)."""
   cfg: ModelConfig   # the draft model's config
 
-  def prepare(self, dp):
+  def prepare(self, dp, tp):
     """Per-layer draft weights, sliced once outside the decode loop."""
+    del tp
     return {"params": transformer.unstack_layers(dp["params"])}
 
   def to_target(self, dp, ids):

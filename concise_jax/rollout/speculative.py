@@ -232,8 +232,10 @@ def sample(tcfg: ModelConfig, params: dict, drafter, draft_params: dict,
   state = init_state(tcfg, drafter, params, draft_params, prompt_tokens_ps, prompt_mask_ps, key,
                      sp, spec, num_samples, budget_b)
   # Per-layer weights are sliced once, outside the loop (see `transformer.unstack_layers`).
-  step_fn = functools.partial(_round, tcfg, drafter, transformer.unstack_layers(params),
-                              drafter.prepare(draft_params), sp, spec.num_draft, key, budget_b)
+  loop_params = transformer.unstack_layers(params)
+  step_fn = functools.partial(_round, tcfg, drafter, loop_params,
+                              drafter.prepare(draft_params, loop_params), sp, spec.num_draft, key,
+                              budget_b)
   state = jax.lax.while_loop(lambda st: (st.round < t) & ~jnp.all(st.done_b), step_fn, state)
   return finalize(state, sp)
 
