@@ -34,6 +34,8 @@ _CASES = flags.DEFINE_string(
     "1:0:0+8192,4:0:8192 (each batch/temperature compiles its samplers: minutes on a busy CPU).")
 _NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Draft length k.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 128, "Completion budget (quick: 64).")
+_START_AT = flags.DEFINE_string("start_at", None, "HH:MM UTC: compile, then wait for this time "
+                                "and reload the draft head before timing.")
 flags.mark_flags_as_required(["draft"])
 
 
@@ -55,9 +57,19 @@ def _cases(batches):
   return [(b, float(temp), vocabs) for temp in _TEMPS.value.split(",") for b in batches]
 
 
-def _timed(fn, *args):
-  """Compiles ahead (not timed), then one timed run."""
-  compiled = fn.lower(*args).compile()
+def _wait_until(hhmm):
+  """Sleeps until HH:MM UTC today (lets a distillation run finish while we compile)."""
+  if not hhmm:
+    return
+  now = time.gmtime()
+  h, m = (int(x) for x in hhmm.split(":"))
+  wait = (h * 60 + m) * 60 - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+  if wait > 0:
+    print(f"waiting {wait} s for {hhmm} UTC", flush=True)
+    time.sleep(wait)
+
+
+def _run(compiled, *args):
   t0 = time.perf_counter()
   out = jax.block_until_ready(compiled(*args))
   return out, time.perf_counter() - t0
@@ -83,24 +95,32 @@ def main(argv):
   tokens, mask = _prompts(tok, max([b for b, _, _ in _cases(batches)]))
   drafter = EagleDrafter(cfg)
   spec = SP.SpecParams(num_draft=_NUM_DRAFT.value)
-  print(f"# bench_speculative  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  "
-        f"load avg {os.getloadavg()[0]:.1f}  T={t} k={spec.num_draft}\n")
-  print("| batch | temp | decoder | tokens | s | tok/s | vs plain | mean accepted | same output |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  # Phase 1: compile every case ahead (shapes only: the head's values are not needed yet).
+  jobs = []
   for b, temp, vocabs in _cases(batches):
     sp = S.SamplingParams(max_new_tokens=t, temperature=temp, eos_ids=tuple(tok.eos_ids),
                           pad_id=tok.pad_id)
     args = (jnp.asarray(tokens[:b]), jnp.asarray(mask[:b]), jax.random.key(0))
     # Params are arguments, never closed over (a closure would bake 513 MB into the program).
     plain_fn = jax.jit(lambda p, tk, m, k, sp=sp: S.sample(cfg, p, tk, m, k, sp))
-    plain, sec = _timed(plain_fn, params, *args)
+    spec_fn = jax.jit(lambda p, d, tk, m, k, sp=sp: SP.sample(cfg, p, drafter, d, tk, m, k, sp,
+                                                              spec))
+    compiled = {v: spec_fn.lower(params, checkpoint.load(_DRAFT.value, v), *args).compile()
+                for v in vocabs}
+    jobs.append((b, temp, args, plain_fn.lower(params, *args).compile(), compiled))
+    print(f"compiled batch={b} temp={temp:g} vocabs={vocabs}", flush=True)
+  _wait_until(_START_AT.value)
+  # Phase 2: one timed run per case, plain and speculative side by side.
+  print(f"\n# bench_speculative  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  "
+        f"load avg {os.getloadavg()[0]:.1f}  T={t} k={spec.num_draft}\n")
+  print("| batch | temp | decoder | tokens | s | tok/s | vs plain | mean accepted | same output |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for b, temp, args, plain_c, compiled in jobs:
+    plain, sec = _run(plain_c, params, *args)
     line, plain_rate = _row(b, temp, "plain", plain, sec, 0, "-")
     print(line, flush=True)
-    for vocab in vocabs:
-      dp = checkpoint.load(_DRAFT.value, vocab)
-      spec_fn = jax.jit(lambda p, d, tk, m, k, sp=sp: SP.sample(cfg, p, drafter, d, tk, m, k, sp,
-                                                                spec))
-      out, sec = _timed(spec_fn, params, dp, *args)
+    for vocab, spec_c in compiled.items():
+      out, sec = _run(spec_c, params, checkpoint.load(_DRAFT.value, vocab), *args)
       same = bool(np.array_equal(out.tokens_bt, plain.tokens_bt)) if temp == 0 else "n/a"
       label = f"EAGLE k={spec.num_draft} vocab={'full' if vocab == 0 else vocab}"
       print(_row(b, temp, label, out, sec, plain_rate, same)[0], flush=True)

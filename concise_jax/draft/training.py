@@ -135,3 +135,20 @@ def distill_step(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainState, ta
                                     return_logits=False)
   return distill_from_features(cfg, dc, state, target_params, tokens_bt, feat_btd, mask_bt,
                                jax.random.fold_in(key, state.step))
+
+
+def distill_on_rollout(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainState,
+                       policy_params: dict, prompt_tokens_bs: jax.Array, prompt_mask_bs: jax.Array,
+                       tokens_bt: jax.Array, mask_bt: jax.Array, key: jax.Array):
+  """The RL-loop hook (SpecVLM online distillation): one draft update on a rollout batch.
+
+  Proposed wiring: after each policy update, `draft_state, m = distill_on_rollout(cfg, dc,
+  draft_state, new_params, rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens_bt,
+  rollout.mask_bt, key)`; keep `draft_state` next to the policy's TrainState (same checkpoint),
+  log m["draft/top1"] and the sampler's `mean_accepted`, and hand `{"head": draft_state.head,
+  "vocab_ids": ...}` to `speculative.sample` for the next rollout.
+  Args: prompts [B, S] left-padded with their mask; completions [B, T] with their mask.
+  """
+  tokens = jnp.concatenate([prompt_tokens_bs, tokens_bt], axis=1)
+  mask = jnp.concatenate([prompt_mask_bs, mask_bt], axis=1)
+  return distill_step(cfg, dc, state, policy_params, tokens, mask, key)
