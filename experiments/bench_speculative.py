@@ -18,7 +18,7 @@ import numpy as np
 from absl import app, flags
 
 from concise_jax import data, models
-from concise_jax.draft import EagleDrafter, checkpoint
+from concise_jax.draft import EagleDrafter, checkpoint, init_head
 from concise_jax.rollout import sampler as S
 from concise_jax.rollout import speculative as SP
 from concise_jax.rollout.generate import chat_ids, left_pad
@@ -55,6 +55,13 @@ def _cases(batches):
     return out
   vocabs = [int(x) for x in _VOCABS.value.split(",")]
   return [(b, float(temp), vocabs) for temp in _TEMPS.value.split(",") for b in batches]
+
+
+def _abstract_draft(cfg, params, vocab):
+  """Shapes of the draft params (the head may not be written yet while we compile)."""
+  head = jax.eval_shape(lambda: init_head(cfg, params, jax.random.key(0)))
+  ids = None if vocab == 0 else jax.ShapeDtypeStruct((vocab,), jnp.int32)
+  return {"head": head, "vocab_ids": ids}
 
 
 def _wait_until(hhmm):
@@ -105,7 +112,7 @@ def main(argv):
     plain_fn = jax.jit(lambda p, tk, m, k, sp=sp: S.sample(cfg, p, tk, m, k, sp))
     spec_fn = jax.jit(lambda p, d, tk, m, k, sp=sp: SP.sample(cfg, p, drafter, d, tk, m, k, sp,
                                                               spec))
-    compiled = {v: spec_fn.lower(params, checkpoint.load(_DRAFT.value, v), *args).compile()
+    compiled = {v: spec_fn.lower(params, _abstract_draft(cfg, params, v), *args).compile()
                 for v in vocabs}
     jobs.append((b, temp, args, plain_fn.lower(params, *args).compile(), compiled))
     print(f"compiled batch={b} temp={temp:g} vocabs={vocabs}", flush=True)

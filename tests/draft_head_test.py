@@ -78,6 +78,10 @@ def test_chunked_ce_equals_one_chunk(target):
 def test_training_reduces_loss_and_raises_acceptance(target):
   dc = training.DistillConfig(learning_rate=3e-3)
   state = training.init_state(CFG, target, jax.random.key(1), dc)
+  # From a poor head (live output projections). From init_head's identity start the tiny model's
+  # repetitive outputs already give ~2.3 accepted, and 60 steps lower the loss but not that.
+  state = state.replace(head=_live_head(target))
+  state = state.replace(opt_state=training.make_optimizer(dc).init(state.head))
   _, _, prompts, pmask = _seqs(target, n=8, t=4, seed=99)
   sp = S.SamplingParams(max_new_tokens=24, temperature=0.0)
 
@@ -93,5 +97,5 @@ def test_training_reduces_loss_and_raises_acceptance(target):
     state, metrics = training.distill_step(CFG, dc, state, target, seq, mask, jax.random.key(i))
     losses.append(float(metrics["draft/loss"]))
   after = accepted(state.head)
-  assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+  assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
   assert after > before + 0.3, (before, after)
