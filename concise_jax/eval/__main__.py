@@ -11,6 +11,7 @@ Greedy pass@1 always runs (unless --nogreedy); --k > 0 adds k samples per exampl
 (`task:arithmetic?difficulty=1-5`). Output: `results.json`, `results.md`, `completions.jsonl`
 in --out_dir, and the Markdown tables on stdout.
 """
+import dataclasses
 import datetime
 import json
 import sys
@@ -49,6 +50,14 @@ _STEERING_RULE = flags.DEFINE_enum(
     "steering_rule", None, ["last", "all"], "Steered positions; unset = the file's rule (ASC: "
     "last = the last prompt token and every generated token).")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show tqdm progress bars.")
+_SPECULATIVE = flags.DEFINE_enum(
+    "speculative", "off", ["off", "eagle"], "Lossless speculative decoding with an EAGLE head.")
+_DRAFT = flags.DEFINE_string("draft", None, "Draft head: a `python -m concise_jax.draft` dir or "
+                             "a training workdir holding draft/.")
+_NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Drafted tokens per target forward.")
+_DRAFT_VOCAB = flags.DEFINE_integer("draft_vocab", 8192, "Reduced draft vocabulary; 0 = full.")
+_SPEC_MAX_BATCH = flags.DEFINE_integer("speculative_max_batch", 4,
+                                       "Speculate only on chunks of at most this many rows.")
 
 _MESH = flags.DEFINE_list("mesh_shape", ["1", "-1", "1"],
                           "(data, fsdp, tensor) decode mesh; one -1 = all remaining devices.")
@@ -93,8 +102,19 @@ def main(argv):
   settings = settings_from_flags()
   datasets = {runner.dataset_label(s): (s, runner.load_examples(s, _N.value, _SEED.value))
               for s in specs}  # load every dataset first: a bad spec fails before the model
-  policy = runner.place_on_mesh(runner.load_policy(_CHECKPOINT.value),
-                                tuple(int(x) for x in _MESH.value))
+  policy = runner.load_policy(_CHECKPOINT.value)
+  if _SPECULATIVE.value == "eagle":
+    # The speculative sampler decodes on one device (it is not sharded yet).
+    if jax.process_count() > 1 or _STEERING.value:
+      raise app.UsageError("--speculative runs in a single process, without --steering")
+    from concise_jax import draft  # pylint: disable=import-outside-toplevel
+    from concise_jax.draft import checkpoint as draft_ckpt  # pylint: disable=import-outside-toplevel
+    from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
+    policy = dataclasses.replace(policy, speculative=(
+        draft.EagleDrafter(policy.cfg), draft_ckpt.load(_DRAFT.value, _DRAFT_VOCAB.value),
+        speculative.SpecParams(num_draft=_NUM_DRAFT.value), _SPEC_MAX_BATCH.value))
+  else:
+    policy = runner.place_on_mesh(policy, tuple(int(x) for x in _MESH.value))
   per_dataset = {}
   with Verifier() as verifier:
     for label, (spec, examples) in datasets.items():

@@ -41,6 +41,9 @@ class Policy:
   params: Any
   tokenizer: Any
   layout: sharding.Layout | None = None
+  # (drafter, draft_params, SpecParams, max_batch) to decode with lossless speculative sampling
+  # (rollout/speculative.py) on chunks of at most max_batch rows, on one device; None = plain.
+  speculative: Any = None
 
 
 def place_on_mesh(policy: Policy, mesh_shape=(1, -1, 1), rules=sharding.DEFAULT_RULES,
@@ -259,8 +262,17 @@ def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int, stee
   truncated flags, the rows among them this process verifies, the row owner map), the seconds
   it took, and the decode row-steps it ran."""
   t0 = time.perf_counter()
-  sampled = mesh_sampling.sample(policy.cfg, policy.params, tokens, mask, key, sp,
-                                 num_samples=g, layout=policy.layout, steering=steering)
+  if policy.speculative is not None and tokens.shape[0] * g <= policy.speculative[3]:
+    from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
+    drafter, dp, spec, _ = policy.speculative
+    out = speculative.sample(policy.cfg, policy.params, drafter, dp, tokens, mask, key, sp, spec,
+                             num_samples=g)
+    rows = np.arange(out.length_b.shape[0])
+    sampled = mesh_sampling.MeshSample(out=distributed.fetch(out), rows=rows,
+                                       owner=np.zeros_like(rows))
+  else:
+    sampled = mesh_sampling.sample(policy.cfg, policy.params, tokens, mask, key, sp,
+                                   num_samples=g, layout=policy.layout, steering=steering)
   out = sampled.out
   texts = rollout.completions_to_text(policy.tokenizer, out)
   lengths, truncated = np.asarray(out.length_b), np.asarray(out.truncated_b)

@@ -1,0 +1,147 @@
+r"""Speculative vs plain decoding on SmolLM2-135M: tokens/s, speed-up, mean accepted length.
+
+    python experiments/bench_speculative.py --draft=/tmp/draft --quick
+
+Prompts: task:word_problems with "Think step by step" (80-100 token CoT answers). For each batch
+size and temperature it times the plain sampler and the speculative sampler with the full and
+a reduced draft vocabulary, side by side in one process (compiled ahead, then one timed run
+each), checks greedy outputs are identical, and prints a Markdown table plus the draft's
+accepted-length curve from its distillation run (DIR/curve.jsonl).
+"""
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from concise_jax import data, models
+from concise_jax.draft import EagleDrafter, checkpoint, init_head
+from concise_jax.rollout import sampler as S
+from concise_jax.rollout import speculative as SP
+from concise_jax.rollout.generate import chat_ids, left_pad
+
+_DRAFT = flags.DEFINE_string("draft", None, "Draft head directory (python -m concise_jax.draft).")
+_MODEL = flags.DEFINE_string("model", "smollm2-135m-instruct", "Target ('tiny' for a smoke run).")
+_QUICK = flags.DEFINE_boolean("quick", False, "64 new tokens, one repeat.")
+_BATCHES = flags.DEFINE_string("batches", "1,4,16", "Batch sizes.")
+_TEMPS = flags.DEFINE_string("temperatures", "0,0.7", "Temperatures (0 = greedy).")
+_VOCABS = flags.DEFINE_string("vocabs", "0,8192", "Draft vocab sizes (0 = full).")
+_CASES = flags.DEFINE_string(
+    "cases", None, "Instead of the full grid: comma-separated batch:temperature:vocab+vocab, e.g. "
+    "1:0:0+8192,4:0:8192 (each batch/temperature compiles its samplers: minutes on a busy CPU).")
+_NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Draft length k.")
+_MAX_NEW = flags.DEFINE_integer("max_new_tokens", 128, "Completion budget (quick: 64).")
+_START_AT = flags.DEFINE_string("start_at", None, "HH:MM UTC: compile, then wait for this time "
+                                "and reload the draft head before timing.")
+flags.mark_flags_as_required(["draft"])
+
+
+def _prompts(tok, n):
+  exs = data.load_dataset("task:word_problems", split="test", n=n, seed=1)
+  ids = [chat_ids(tok, data.add_instruction(e, "step_by_step")) for e in exs]
+  return left_pad(ids, tok.pad_id, bucket=64)
+
+
+def _cases(batches):
+  """(batch, temperature, [vocab sizes]) to run: --cases, or the full grid."""
+  if _CASES.value:
+    out = []
+    for case in _CASES.value.split(","):
+      b, temp, vocabs = case.split(":")
+      out.append((int(b), float(temp), [int(v) for v in vocabs.split("+")]))
+    return out
+  vocabs = [int(x) for x in _VOCABS.value.split(",")]
+  return [(b, float(temp), vocabs) for temp in _TEMPS.value.split(",") for b in batches]
+
+
+def _abstract_draft(cfg, params, vocab):
+  """Shapes of the draft params (the head may not be written yet while we compile)."""
+  head = jax.eval_shape(lambda: init_head(cfg, params, jax.random.key(0)))
+  ids = None if vocab == 0 else jax.ShapeDtypeStruct((vocab,), jnp.int32)
+  return {"head": head, "vocab_ids": ids}
+
+
+def _wait_until(hhmm):
+  """Sleeps until HH:MM UTC today (lets a distillation run finish while we compile)."""
+  if not hhmm:
+    return
+  now = time.gmtime()
+  h, m = (int(x) for x in hhmm.split(":"))
+  wait = (h * 60 + m) * 60 - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+  if wait > 0:
+    print(f"waiting {wait} s for {hhmm} UTC", flush=True)
+    time.sleep(wait)
+
+
+def _run(compiled, *args):
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(compiled(*args))
+  return out, time.perf_counter() - t0
+
+
+def _row(b, temp, label, out, seconds, plain_rate, same):
+  toks = int(np.asarray(out.length_b).sum())
+  rate = toks / seconds
+  acc = getattr(out, "mean_accepted", None)
+  return (f"| {b} | {temp:g} | {label} | {toks} | {seconds:.2f} | {rate:.1f} | "
+          f"{rate / plain_rate if plain_rate else 1.0:.2f}x | "
+          f"{'-' if acc is None else f'{float(acc):.2f}'} | {same} |"), rate
+
+
+def main(argv):
+  del argv
+  if _MODEL.value == "tiny":
+    cfg, params, tok = models.tiny.load_tiny(0)
+  else:
+    cfg, params, tok = models.load(_MODEL.value)
+  t = 64 if _QUICK.value else _MAX_NEW.value
+  batches = [int(x) for x in _BATCHES.value.split(",")]
+  tokens, mask = _prompts(tok, max([b for b, _, _ in _cases(batches)]))
+  drafter = EagleDrafter(cfg)
+  spec = SP.SpecParams(num_draft=_NUM_DRAFT.value)
+  # Phase 1: compile every case ahead (shapes only: the head's values are not needed yet).
+  jobs = []
+  for b, temp, vocabs in _cases(batches):
+    sp = S.SamplingParams(max_new_tokens=t, temperature=temp, eos_ids=tuple(tok.eos_ids),
+                          pad_id=tok.pad_id)
+    args = (jnp.asarray(tokens[:b]), jnp.asarray(mask[:b]), jax.random.key(0))
+    # Params are arguments, never closed over (a closure would bake 513 MB into the program).
+    plain_fn = jax.jit(lambda p, tk, m, k, sp=sp: S.sample(cfg, p, tk, m, k, sp))
+    spec_fn = jax.jit(lambda p, d, tk, m, k, sp=sp: SP.sample(cfg, p, drafter, d, tk, m, k, sp,
+                                                              spec))
+    compiled = {v: spec_fn.lower(params, _abstract_draft(cfg, params, v), *args).compile()
+                for v in vocabs}
+    jobs.append((b, temp, args, plain_fn.lower(params, *args).compile(), compiled))
+    print(f"compiled batch={b} temp={temp:g} vocabs={vocabs}", flush=True)
+  _wait_until(_START_AT.value)
+  # Phase 2: one timed run per case, plain and speculative side by side.
+  print(f"\n# bench_speculative  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  "
+        f"load avg {os.getloadavg()[0]:.1f}  T={t} k={spec.num_draft}\n")
+  print("| batch | temp | decoder | tokens | s | tok/s | vs plain | mean accepted | same output |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for b, temp, args, plain_c, compiled in jobs:
+    plain, sec = _run(plain_c, params, *args)
+    line, plain_rate = _row(b, temp, "plain", plain, sec, 0, "-")
+    print(line, flush=True)
+    for vocab, spec_c in compiled.items():
+      out, sec = _run(spec_c, params, checkpoint.load(_DRAFT.value, vocab), *args)
+      same = bool(np.array_equal(out.tokens_bt, plain.tokens_bt)) if temp == 0 else "n/a"
+      label = f"EAGLE k={spec.num_draft} vocab={'full' if vocab == 0 else vocab}"
+      print(_row(b, temp, label, out, sec, plain_rate, same)[0], flush=True)
+  curve = os.path.join(_DRAFT.value, "curve.jsonl")
+  if os.path.exists(curve):
+    print("\n## accepted-length curve during distillation (T=0.7 data, full vocab)\n")
+    print("| step | mean accepted | draft top-1 | loss |")
+    print("|---|---|---|---|")
+    with open(curve, encoding="utf-8") as f:
+      for line in f:
+        r = json.loads(line)
+        print(f"| {r['step']} | {r['mean_accepted']:.2f} | {r['draft/top1']:.3f} | "
+              f"{r['draft/loss']:.3f} |")
+
+
+if __name__ == "__main__":
+  app.run(main)
