@@ -6,12 +6,13 @@ completions to text, verifying answers, host features — is done by each proces
 owns only, and the small per-row results are all-gathered, so group-relative rewards see whole
 groups exactly as on one process. With one process every function here is a cheap identity.
 """
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
+from absl import flags, logging
 from jax.experimental import multihost_utils
 
 
@@ -37,6 +38,21 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     jax.distributed.initialize()
   logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def define_process_flags() -> Callable[[], None]:
+  """Defines --coordinator_address / --num_processes / --process_id / --distributed (shared by
+  `concise_jax.main` and `concise_jax.eval`); returns the call that joins the run they name."""
+  coordinator = flags.DEFINE_string(
+      "coordinator_address", None, "host:port of process 0 for a multi-process run (with "
+      "--num_processes and --process_id); every process runs the same command.")
+  num_processes = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+  process_id = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. N-1.")
+  auto = flags.DEFINE_boolean(
+      "distributed", False, "Join a multi-process run found by jax.distributed.initialize()'s "
+      "cluster detection (TPU pods, SLURM, Open MPI) instead of the explicit flags.")
+  return lambda: initialize(coordinator.value, num_processes.value, process_id.value,
+                            auto=auto.value)
 
 
 def is_lead() -> bool:

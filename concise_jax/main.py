@@ -13,20 +13,13 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from concise_jax import config_check
+from concise_jax import config_check, distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]); override with --config.a.b=v.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, config.")
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0 for a multi-process run (with "
-    "--num_processes and --process_id); every process runs the same command.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. N-1.")
-_DISTRIBUTED = flags.DEFINE_boolean(
-    "distributed", False, "Join a multi-process run found by jax.distributed.initialize()'s "
-    "cluster detection (TPU pods, SLURM, Open MPI) instead of the explicit flags.")
+_JOIN_PROCESSES = distributed.define_process_flags()
 
 
 def _config_file(argv: list[str]) -> str | None:
@@ -108,10 +101,7 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     # orbax logs every checkpoint file operation at INFO; the console line carries progress.
     logging.set_verbosity(logging.WARNING)
-  if _COORDINATOR.value or _DISTRIBUTED.value:
-    from concise_jax import distributed  # pylint: disable=import-outside-toplevel
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                           auto=_DISTRIBUTED.value)
+  _JOIN_PROCESSES()
   result = _launch_or_exit(_CONFIG.value, _WORKDIR.value)
   if result.preempted:
     from concise_jax.train import preemption  # pylint: disable=import-outside-toplevel

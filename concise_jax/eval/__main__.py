@@ -61,14 +61,7 @@ _SPEC_MAX_BATCH = flags.DEFINE_integer("speculative_max_batch", 4,
 
 _MESH = flags.DEFINE_list("mesh_shape", ["1", "-1", "1"],
                           "(data, fsdp, tensor) decode mesh; one -1 = all remaining devices.")
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0 for a multi-process evaluation "
-    "(with --num_processes and --process_id); every process runs the same command.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. N-1.")
-_DISTRIBUTED = flags.DEFINE_boolean(
-    "distributed", False, "Join a multi-process run via jax.distributed.initialize()'s cluster "
-    "detection (TPU pods, SLURM, Open MPI).")
+_JOIN_PROCESSES = distributed.define_process_flags()
 
 flags.mark_flags_as_required(["checkpoint", "data"])
 
@@ -96,8 +89,7 @@ def run_config(specs: list[str], settings: runner.EvalSettings) -> dict:
 
 def main(argv):
   del argv
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                         auto=_DISTRIBUTED.value)
+  _JOIN_PROCESSES()
   specs = data_specs(_DATA.value)
   settings = settings_from_flags()
   datasets = {runner.dataset_label(s): (s, runner.load_examples(s, _N.value, _SEED.value))

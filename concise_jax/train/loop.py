@@ -422,19 +422,6 @@ def place_frozen(fns: Functions, frozen: dict, state: TrainState) -> dict:
   return frozen
 
 
-def _config_diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
-  """Dotted keys whose values differ between the checkpoint's config and this run's."""
-  keys = sorted(set(saved) | set(current))
-  out = []
-  for k in keys:
-    a, b = saved.get(k), current.get(k)
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += _config_diff(a, b, f"{prefix}{k}.")
-    elif json.dumps(a) != json.dumps(b):
-      out.append(f"{prefix}{k}")
-  return out
-
-
 def _make_checker(config):
   """(check fn, closer): a process pool with time limits, or in-process checking."""
   if config.verify.num_workers <= 0:
@@ -501,7 +488,7 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
   if restored is not None:
     state, meta = restored
     r.iterator.set_state(meta["data"])
-    changed = _config_diff(meta["config"], json.loads(config.to_json()))
+    changed = checkpoint.config_changes(meta["config"], json.loads(config.to_json()))
     notes.append(f"resumed from step {int(state.step)}"
                  + (f"; config differs from the checkpoint's in: {', '.join(changed)}"
                     if changed else ""))
