@@ -88,7 +88,8 @@ def test_mesh_run_equals_one_device_run(name, mesh, tmp_path, tmp_path_factory, 
   for t, r in zip(tokens, ref_tokens):
     np.testing.assert_array_equal(t, r)
   _assert_rows_close(ref_rows, rows)
-  assert ref_rows[-1]["optim/grad_norm"] > 0
+  # Something was learned (a step whose groups all tie has a zero gradient; not every step).
+  assert max(r["optim/grad_norm"] for r in ref_rows) > 0
   _assert_params_close(ref_params, params)
 
 
