@@ -216,8 +216,9 @@ def test_sigterm_saves_the_last_completed_step_and_rerun_resumes(straight, env, 
   assert _lines(err)[-1] == (f"preempted by SIGTERM: checkpoint of step {step} saved, metrics "
                              "flushed; rerun the same command to resume")
   assert 1 <= step < STEPS and _steps(workdir) == [step] and not _writing(workdir)
-  assert _equal(workdir, straight.workdir, step)
-  assert [r["step"] for r in _rows(workdir)] == list(range(1, step + 1))
+  if step in _steps(straight.workdir):   # the straight run saves even steps only
+    assert _equal(workdir, straight.workdir, step)
+  assert _rows(workdir) == _rows(straight.workdir)[:step]
   code, _, err = _run(workdir, env, "--config.train.ckpt_every=100")
   assert code == 0, err[-3000:]
   assert _equal(workdir, straight.workdir, STEPS) and _rows(workdir) == _rows(straight.workdir)
