@@ -270,6 +270,7 @@ KL_DEFAULTS = {
     },
     "k1": {},                        # logp - ref (unbiased value, zero-mean gradient)
     "k2": {},                        # (logp - ref)^2 / 2 (gradient-unbiased reverse KL)
+    "abs": {},                       # |logp - ref| (verl abs)
 }
 
 # Budget knobs in tokens, or (values <= 1) as a fraction of rollout.max_new_tokens.

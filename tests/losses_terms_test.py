@@ -1,4 +1,4 @@
-"""k1 / k2 KL estimators, verl's seq_mean_token_sum_norm vs the Dr. GRPO (oat) divisor, the
+"""k1 / k2 KL estimators, seq_mean_token_sum_norm's divisor, the abs estimator, the
 dual-clip gradient and the entropy bonus's sign."""
 import jax
 import jax.numpy as jnp
@@ -21,16 +21,27 @@ def test_k1_k2_golden_values_and_gradients():
   np.testing.assert_array_equal(g_ref, np.zeros((1, 2)))             # reference is frozen
 
 
-def test_seq_mean_token_sum_norm_golden_and_dr_grpo_divisors_differ_by_b():
-  loss_bt = jnp.array([[-1.28, -1.1, -0.5], [0.8, 1.3, 1.0]])
-  mask_bt = testing.make_rollout(correct=[1, 0], length=[3, 2], max_len=3).mask_bt
-  verl = AGGREGATIONS.get("seq_mean_token_sum_norm")
+def test_seq_mean_token_sum_norm_divides_by_nonempty_sequences_and_width():
+  loss_bt = jnp.array([[-1.28, -1.1, -0.5], [0.8, 1.3, 1.0], [9.0, 9.0, 9.0]])
+  mask_bt = testing.make_rollout(correct=[1, 0, 0], length=[3, 2, 0], max_len=3).mask_bt
+  norm = AGGREGATIONS.get("seq_mean_token_sum_norm")
   oat = AGGREGATIONS.get("seq_mean_token_sum")
-  # Σ m·L = −1.28 − 1.1 − 0.5 + 0.8 + 1.3 = −0.78
-  np.testing.assert_allclose(verl(loss_bt, mask_bt), -0.78 / 3, rtol=1e-6)   # C = T = 3
-  np.testing.assert_allclose(verl(loss_bt, mask_bt, norm_const=10.0), -0.078, rtol=1e-6)
+  # Σ m·L = −1.28 − 1.1 − 0.5 + 0.8 + 1.3 = −0.78 over B' = 2 non-empty rows (the empty one
+  # neither adds loss nor dilutes the mean)
+  np.testing.assert_allclose(norm(loss_bt, mask_bt), -0.78 / (2 * 3), rtol=1e-6)  # C = T = 3
+  np.testing.assert_allclose(norm(loss_bt, mask_bt, norm_const=10.0), -0.039, rtol=1e-6)
   np.testing.assert_allclose(oat(loss_bt, mask_bt, norm_const=10.0), -0.039, rtol=1e-6)
-  # verl omits the 1/B' of oat / TRL: the factor is the number of non-empty sequences (2)
+  assert float(norm(loss_bt, jnp.zeros_like(mask_bt))) == 0.0   # no tokens: 0, not NaN
+
+
+def test_abs_kl_is_the_absolute_log_ratio_with_a_sign_gradient():
+  logp = jnp.array([[-1.0, -2.0, -0.5]])
+  ref = jnp.array([[-1.5, -1.0, -0.5]])
+  kl = KL_ESTIMATORS.get("abs")
+  np.testing.assert_allclose(kl(logp, ref), [[0.5, 1.0, 0.0]])
+  grad = jax.grad(lambda lp: kl(lp, ref).sum())(logp)
+  np.testing.assert_allclose(grad, [[1.0, -1.0, 0.0]])          # sign(d): no push where d = 0
+  np.testing.assert_array_equal(jax.grad(lambda r: kl(logp, r).sum())(ref), np.zeros((1, 3)))
 
 
 def test_dual_clip_caps_negative_advantage_loss_and_stops_its_gradient():

@@ -243,7 +243,7 @@ def test_aggregation_contract(name):
   perm = np.array([3, 0, 5, 1, 4, 2])                          # order of sequences is irrelevant
   np.testing.assert_allclose(fn(loss_bt[perm], mask_bt[perm]), value, rtol=1e-6)
   want = {"seq_mean_token_sum": 2.0 * 14 / 5,       # 2 · 14 valid tokens / 5 non-empty seqs
-          "seq_mean_token_sum_norm": 2.0 * 14 / 4}.get(name, 2.0)  # 2 · 14 tokens / T = 4
+          "seq_mean_token_sum_norm": 2.0 * 14 / (5 * 4)}.get(name, 2.0)  # / (B'=5 · T=4)
   np.testing.assert_allclose(fn(jnp.full((6, 4), 2.0), mask_bt), want, rtol=1e-6)
 
 

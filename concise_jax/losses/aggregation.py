@@ -1,4 +1,4 @@
-"""Loss aggregations: how per-token losses become one scalar (objectives.md §13 table).
+"""Loss aggregations: how per-token losses become one scalar (the verl `loss_agg_mode` set).
 
 n_i = Σ_t m[i, t] tokens of sequence i; B' = #sequences with n_i > 0 (dropped groups and
 empty rows do not dilute the mean).
@@ -33,7 +33,7 @@ def seq_mean_token_sum(loss_bt: jax.Array, mask_bt: jax.Array, *,
                        norm_const: float = 1.0) -> jax.Array:
   """(1 / (B'·norm_const)) Σ_i Σ_t m·L (verl `seq-mean-token-sum`; Dr. GRPO §3 with a constant).
 
-  Dr. GRPO (objectives.md §2) is this with `norm_const = L_max` from the config (the oat/TRL
+  Dr. GRPO (arXiv:2503.20783) is this with `norm_const = L_max` from the config (the oat/TRL
   convention, mean over sequences): the per-sequence divisor does not depend on |o_i|.
   """
   n_b = mask_bt.sum(axis=1)
@@ -55,11 +55,13 @@ def seq_mean_token_mean(loss_bt: jax.Array, mask_bt: jax.Array) -> jax.Array:
 @AGGREGATIONS.register("seq_mean_token_sum_norm")
 def seq_mean_token_sum_norm(loss_bt: jax.Array, mask_bt: jax.Array, *,
                             norm_const: float | None = None) -> jax.Array:
-  """Σ_i Σ_t m·L / C (verl `seq-mean-token-sum-norm`, its Dr. GRPO setting; objectives.md §1–2).
+  """Σ_i Σ_t m·L / (B'·C): Dr. GRPO's constant normaliser (arXiv:2503.20783) as verl ≥ 0.7,
+  oat and TRL compute it — a mean over the B' non-empty sequences of token sums divided by C.
 
-  Unlike `seq_mean_token_sum` (the oat / TRL Dr. GRPO form, ÷ B'·L_max) verl does NOT divide by
-  the number of sequences, so the two differ by the factor B' (an lr rescale). C =
-  `norm_const`, or the padded response width T (a static shape, verl's default) when None.
+  C = `norm_const`, or the padded response width T (a static shape, verl's default) when
+  None; with C = L_max this equals `seq_mean_token_sum(norm_const=L_max)`. (verl ≤ 0.6 left
+  out the 1/B', an lr rescale by the number of sequences.)
   """
   c = float(mask_bt.shape[1]) if norm_const is None else norm_const
-  return masked_bt(loss_bt, mask_bt).sum() / c
+  num_seqs = (mask_bt.sum(axis=1) > 0).sum()
+  return safe_divide(masked_bt(loss_bt, mask_bt).sum(), num_seqs * c)

@@ -1,4 +1,4 @@
-"""Per-token KL estimators on the sampled token (objectives.md §1, verl `kl_penalty`)."""
+"""Per-token KL estimators on the sampled token (Schulman 2020 k1/k2/k3; verl `kl_penalty`)."""
 import jax
 import jax.numpy as jnp
 
@@ -48,8 +48,8 @@ def k1(logp_bt: jax.Array, ref_logp_bt: jax.Array) -> jax.Array:
 @KL_ESTIMATORS.register("k2")
 def k2(logp_bt: jax.Array, ref_logp_bt: jax.Array) -> jax.Array:
   """k2 = ½ (logp − ref)² (verl `mse`/`k2`): biased value, but on-policy its gradient
-  (logp − ref)·∇logp equals the true reverse-KL gradient in expectation (objectives.md §1);
-  KDRL's recommended estimator (§9a).
+  (logp − ref)·∇logp equals the true reverse-KL gradient in expectation; KDRL's recommended
+  estimator (arXiv:2506.02208).
 
   Args:
     logp_bt: [B, T] current log-probs (differentiable).
@@ -59,3 +59,21 @@ def k2(logp_bt: jax.Array, ref_logp_bt: jax.Array) -> jax.Array:
     [B, T] per-token estimate (≥ 0).
   """
   return 0.5 * jnp.square(logp_bt - jax.lax.stop_gradient(ref_logp_bt))
+
+
+@KL_ESTIMATORS.register("abs")
+def abs_kl(logp_bt: jax.Array, ref_logp_bt: jax.Array) -> jax.Array:
+  """|logp − ref| (verl `abs`): a non-negative distance, not an unbiased KL estimate; its
+  gradient sign(logp − ref)·∇logp pulls every token toward the reference with unit weight.
+
+  Args:
+    logp_bt: [B, T] current log-probs (differentiable).
+    ref_logp_bt: [B, T] reference log-probs (no gradient).
+
+  Returns:
+    [B, T] per-token estimate (≥ 0).
+  """
+  d_bt = logp_bt - jax.lax.stop_gradient(ref_logp_bt)
+  # sign(d)·d, not jnp.abs: jax takes |x|' = 1 at 0, which would push every token of a policy
+  # still equal to its reference (step 0, LoRA) up; sign(d)·d has gradient 0 there.
+  return jnp.sign(d_bt) * d_bt
