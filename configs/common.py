@@ -443,6 +443,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.keep_every = 0              # > 0: also keep every step divisible by this forever
   c.train.on_bad_ckpt = "fallback"    # damaged newest checkpoint: "fallback" (older one) or "stop"
   c.train.log_every = 1               # console line period (event files get every step)
+  # DLER's update-selective weight merging (arXiv:2510.15110) of the trained policy into the
+  # initial one; applied wherever a workdir's policy is loaded (concise_jax.eval, export).
+  c.train.weight_merge = ml_collections.ConfigDict()
+  c.train.weight_merge.top_fraction = 0.0  # update entries kept by magnitude; 0 = off (paper 0.25)
+  c.train.weight_merge.scale = 0.7         # factor on the kept update (paper 0.7)
+  c.train.weight_merge.per_tensor = True   # rank within each tensor (inferred) or over all
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 0                    # eval period in steps (also at step 0 and the end); 0 = never

@@ -28,7 +28,7 @@ from concise_jax import budgets, data, distributed, filters, models, rewards, sh
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
 from concise_jax.train import host_features
-from concise_jax.train import preemption, run_files, workdir_lock
+from concise_jax.train import preemption, run_files, weight_merge, workdir_lock
 from concise_jax.train.state import TrainState, init_train_state, state_shardings
 from concise_jax.verify import Verifier
 
@@ -65,16 +65,27 @@ def _load(spec: str, split: str, n: int, seed: int, bad_rows: str = "error") -> 
 
 
 def load_trained_policy(workdir: str, step: int | None = None):
-  """(model config, full params with LoRA merged, tokenizer, step) of a training workdir."""
+  """(model config, full params with LoRA merged, tokenizer, step) of a training workdir.
+
+  With `train.weight_merge.top_fraction > 0` in the run's config, the params are DLER's
+  update-selective merge of the trained weights into the initial ones (`weight_merge`), so
+  evaluation and export see the merged policy the run was configured to produce.
+  """
   trained, config, step = checkpoint.restore_params(workdir, step)
   config = ml_collections.ConfigDict(config)
   model_cfg, params, tokenizer = load_model(config)
   if config.model.lora.rank > 0:
-    params = lora.merge(params, trained, alpha=config.model.lora.alpha,
-                        rank=config.model.lora.rank)
+    tuned = lora.merge(params, trained, alpha=config.model.lora.alpha,
+                       rank=config.model.lora.rank)
   else:
-    params = trained
-  return model_cfg, jax.tree.map(jax.numpy.asarray, params), tokenizer, step
+    tuned = trained
+  tuned = jax.tree.map(jax.numpy.asarray, tuned)
+  merge = config.train.get("weight_merge")
+  if merge is not None and merge.top_fraction > 0:
+    tuned = weight_merge.update_selective_merge(
+        params, tuned, top_fraction=merge.top_fraction, scale=merge.scale,
+        per_tensor=merge.per_tensor)
+  return model_cfg, tuned, tokenizer, step
 
 
 def load_prompts(config) -> tuple[list, list]:
