@@ -17,7 +17,7 @@ def token_ratio_bt(logp_bt: jax.Array, batch: types.Rollout,
 def cispo(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: types.Rollout, *,
           group_size: int, eps_low: float = 1.0, eps_high: float = 0.28,
           cap_mode: str = "band", abs_cap: float = 5.0, log_ratio_clamp: float = 20.0):
-  """CISPO (MiniMax-M1, arXiv:2506.13585 §3.1; objectives.md §5a).
+  """CISPO (MiniMax-M1, arXiv:2506.13585 §3.1).
 
   loss = −sg(r̂)·A·logp, r̂ = clip(ρ, 1 − eps_low, 1 + eps_high) ("band", the paper and verl):
   PPO's clip zeroes the gradient of rare "fork" tokens whose ratio left the band; CISPO keeps

@@ -12,7 +12,7 @@ def dispo(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: type
           group_size: int, eps_low_pos: float = 0.2, eps_high_pos: float = 0.28,
           eps_low_neg: float = 0.2, eps_high_neg: float = 0.28, outside_band: str = "mask",
           log_ratio_clamp: float = 20.0):
-  """DISPO (Karaman et al., arXiv:2602.00983; objectives.md §5b).
+  """DISPO (Karaman et al., arXiv:2602.00983).
 
   The four regimes (correct/incorrect × weight up/down) need separate bounds: a loose up-clip on
   correct answers raises entropy, a tight down-clip on wrong answers collapses length, etc.

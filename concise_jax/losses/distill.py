@@ -26,7 +26,7 @@ def kdrl(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: types
          group_size: int, kd_coef: float = 5e-3, estimator: str = "k2",
          mask_correct: bool = True, eps_low: float = 0.2, eps_high: float = 0.2,
          dual_clip_c: float | None = None, log_ratio_clamp: float = 20.0):
-  """KDRL (Xu et al., arXiv:2506.02208; objectives.md §9a): GRPO + β·reverse KL to a teacher.
+  """KDRL (Xu et al., arXiv:2506.02208): GRPO + β·reverse KL to a teacher.
 
   loss = ppo_clip(ρ, A) + kd_coef · gate_i · k(logp, teacher_logp), k a registered KL estimator
   on the student's own samples (on-policy distillation; k2 recommended: gradient-unbiased
@@ -61,7 +61,7 @@ def kdrl(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: types
 
 def f_divergence_bt(log_u_bt: jax.Array, divergence: str) -> jax.Array:
   """f(u) at u = π_θ/π_0 given log u: "fwd_kl" f = −log u; "js" f = ½[u log u − (u+1)
-  log((u+1)/2)] (both convex, f(1) = 0; objectives.md §9b)."""
+  log((u+1)/2)] (both convex, f(1) = 0; arXiv:2509.07430)."""
   if divergence == "fwd_kl":
     return -log_u_bt
   if divergence == "js":
@@ -76,7 +76,7 @@ def dph_rl(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: typ
            pef_threshold: float = 1.0, is_cap: float | None = 5.0, eps_low: float = 0.2,
            eps_high: float = 0.2, dual_clip_c: float | None = None,
            log_ratio_clamp: float = 20.0):
-  """DPH-RL (Li et al., arXiv:2509.07430; objectives.md §9b): rehearsal with a mass-covering
+  """DPH-RL (Li et al., arXiv:2509.07430): rehearsal with a mass-covering
   f-divergence to the initial policy π_0, which keeps Pass@k from collapsing.
 
   Groups the policy already solves near-perfectly (pass rate ≥ pef_threshold: D_pef) get only

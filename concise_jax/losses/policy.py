@@ -13,7 +13,7 @@ def ppo_clip(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: t
   """PPO clipped surrogate with decoupled bounds (Schulman et al. 2017 Eq. 7; DAPO §3.1).
 
   ρ = exp(clip(logp − old_logp, ±log_ratio_clamp));
-  loss = max(−A·ρ, −A·clip(ρ, 1 − eps_low, 1 + eps_high)) (objectives.md §1, verl
+  loss = max(−A·ρ, −A·clip(ρ, 1 − eps_low, 1 + eps_high)) (PPO arXiv:1707.06347, verl
   `compute_policy_loss_vanilla`). With `dual_clip_c` (Ye et al. 2020, verl `clip_ratio_c`, > 1)
   the loss of negative-advantage tokens is capped at −A·c. GRPO/PPO use eps 0.2/0.2,
   DAPO's clip-higher 0.2/0.28.

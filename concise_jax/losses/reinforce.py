@@ -10,7 +10,7 @@ def reinforce(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: 
               *, group_size: int):
   """loss = −A · exp(logp − sg(logp)): value −A, gradient −A·∇logp, never clipped.
 
-  GTPO (arXiv:2508.03772; objectives.md §6a) uses this on-policy ratio; all of its shaping is
+  GTPO (arXiv:2508.03772) uses this on-policy ratio; all of its shaping is
   in the advantage (`advantages/gtpo.py`). Off-policy epochs are NOT importance-corrected.
 
   Args:

@@ -19,7 +19,7 @@ def sequence_log_ratio_b(logp_bt: jax.Array, old_logp_bt: jax.Array,
 def gspo(logp_bt: jax.Array, adv_bt: jax.Array, mask_bt: jax.Array, batch: types.Rollout, *,
          group_size: int, eps_low: float = 3e-4, eps_high: float = 4e-4,
          seq_log_ratio_max: float = 10.0):
-  """GSPO-token (Zheng et al., arXiv:2507.18071 Eq. 7, 10; objectives.md §4a, verl `gspo`).
+  """GSPO-token (Zheng et al., arXiv:2507.18071 Eq. 7, 10; verl `gspo`).
 
   One clipped ratio per sequence, s_i = exp(mean_t (logp − old)), because a sequence-level
   reward gives one sample per sequence, not per token. Token form:

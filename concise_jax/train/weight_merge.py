@@ -1,4 +1,4 @@
-"""DLER's update-selective weight merging (Liu et al., arXiv:2510.15110; rewards.md §2).
+"""DLER's update-selective weight merging (Liu et al., arXiv:2510.15110).
 
 Training-free: keep only the largest-magnitude part of the RL update and shrink it,
 
@@ -38,7 +38,7 @@ def update_masks(base, tuned, *, top_fraction: float = 0.25, per_tensor: bool = 
     base, tuned: param pytrees of the same structure (float leaves).
     top_fraction: share of entries kept (per tensor, or over the whole tree).
     per_tensor: True ranks within each leaf; False ranks all leaves together. Inferred: the
-      paper does not say which (rewards.md: "granularity: not found"); per tensor is our
+      paper does not say which; per tensor is our
       default because it keeps every layer's most-changed weights.
 
   Returns:
