@@ -1,0 +1,103 @@
+"""GAE for PPO with a critic, extended to unfinished responses (T-PPO, arXiv:2506.15050).
+
+Conventions, per row of the completion (tokens t = 0 … T−1, the first n_i of them generated):
+
+    values_bt1[:, t]  V(s_t), the value of the state before token t (prompt + tokens < t);
+                      the extra column t = T exists so that every row has V(s_{n_i})
+    rewards_bt        the outcome reward on a finished row's last token, 0 elsewhere
+    alive_b           the response is unfinished (cut at a window boundary, not at EOS or the
+                      decode cap; the project's `truncated` means "hit the cap", a terminal)
+
+    δ_t = r_t + γ·V(s_{t+1}) − V(s_t)            (t < n_i)
+    V(s_{n_i}) = 0 for a finished row; the critic's value of the last generated state for an
+        alive row (the Extended-GAE bootstrap; the exact T-PPO equation is unpublished, this
+        is GAE on the available prefix, which equals ordinary GAE when every row finished)
+    Â_t = δ_t + γλ·Â_{t+1},   value target R_t = Â_t(λ_critic) + V(s_t)
+
+Decoupled λ (VC-PPO arXiv:2503.01491, VAPO arXiv:2504.05118): the critic learns from λ = 1
+(Monte-Carlo returns when γ = 1), the policy from λ_policy < 1, VAPO's length-adaptive
+λ_policy = 1 − 1/(α·l) with α = 0.05. For an unfinished row l is unknown: `lambda_length_b`
+takes the l the caller chose (current length, window end or a running mean — a labelled knob).
+"""
+import jax
+import jax.numpy as jnp
+
+
+def gae_bt(rewards_bt: jax.Array, values_bt1: jax.Array, mask_bt: jax.Array,
+           alive_b: jax.Array, *, gamma: float = 1.0,
+           lam: float | jax.Array = 1.0) -> tuple[jax.Array, jax.Array]:
+  """(advantages [B, T], value targets [B, T]), both 0 where `mask_bt` is 0.
+
+  Args:
+    rewards_bt: [B, T] per-token rewards (outcome on a finished row's last token).
+    values_bt1: [B, T + 1] critic values V(s_t) (no gradient flows through them).
+    mask_bt: [B, T] 1 on generated tokens, contiguous from t = 0.
+    alive_b: [B] bool, unfinished rows bootstrap from V(s_n) instead of 0.
+    gamma: discount.
+    lam: GAE λ, a scalar or per row [B] (length-adaptive).
+  """
+  values_bt1 = jax.lax.stop_gradient(values_bt1.astype(jnp.float32))
+  mask_bt = mask_bt.astype(jnp.float32)
+  t = mask_bt.shape[1]
+  length_b = mask_bt.sum(axis=1).astype(jnp.int32)
+  is_last_bt = jnp.arange(t)[None, :] == (length_b - 1)[:, None]
+  # V(s_{t+1}): the next column, except 0 after a finished row's terminal token.
+  next_bt = values_bt1[:, 1:] * jnp.where(is_last_bt & ~alive_b[:, None], 0.0, 1.0)
+  delta_bt = (rewards_bt + gamma * next_bt - values_bt1[:, :-1]) * mask_bt
+  lam_b = jnp.broadcast_to(jnp.asarray(lam, jnp.float32), mask_bt.shape[:1])
+
+  def back(carry_b, xs):
+    delta_b, m_next_b = xs
+    adv_b = delta_b + gamma * lam_b * m_next_b * carry_b
+    return adv_b, adv_b
+
+  m_next_bt = jnp.concatenate([mask_bt[:, 1:], jnp.zeros_like(mask_bt[:, :1])], axis=1)
+  _, adv_tb = jax.lax.scan(back, jnp.zeros(mask_bt.shape[:1], jnp.float32),
+                           (delta_bt.T, m_next_bt.T), reverse=True)
+  adv_bt = adv_tb.T * mask_bt
+  return adv_bt, (adv_bt + values_bt1[:, :-1]) * mask_bt
+
+
+def decoupled_gae_bt(rewards_bt: jax.Array, values_bt1: jax.Array, mask_bt: jax.Array,
+                     alive_b: jax.Array, *, gamma: float = 1.0,
+                     lam_policy: float | jax.Array = 0.95,
+                     lam_critic: float = 1.0) -> tuple[jax.Array, jax.Array]:
+  """(policy advantages with λ_policy, value targets with λ_critic) over the same rollout."""
+  adv_bt, _ = gae_bt(rewards_bt, values_bt1, mask_bt, alive_b, gamma=gamma, lam=lam_policy)
+  _, targets_bt = gae_bt(rewards_bt, values_bt1, mask_bt, alive_b, gamma=gamma, lam=lam_critic)
+  return adv_bt, targets_bt
+
+
+def lambda_length_b(length_b: jax.Array, *, alpha: float = 0.05) -> jax.Array:
+  """VAPO's length-adaptive λ_policy = 1 − 1/(α·l), clipped to [0, 1] (l ≤ 1/α gives 0)."""
+  l_b = jnp.maximum(length_b.astype(jnp.float32), 1.0)
+  return jnp.clip(1.0 - 1.0 / (alpha * l_b), 0.0, 1.0)
+
+
+def outcome_rewards_bt(reward_b: jax.Array, mask_bt: jax.Array, alive_b: jax.Array) -> jax.Array:
+  """The sequence reward on each finished row's last generated token; alive rows get none."""
+  length_b = mask_bt.sum(axis=1).astype(jnp.int32)
+  is_last_bt = jnp.arange(mask_bt.shape[1])[None, :] == (length_b - 1)[:, None]
+  return jnp.where(is_last_bt & ~alive_b[:, None], reward_b[:, None], 0.0).astype(jnp.float32)
+
+
+def drop_last_mask_bt(mask_bt: jax.Array, alive_b: jax.Array, drop_last_n: int) -> jax.Array:
+  """The policy-loss mask without the last `drop_last_n` tokens of alive rows.
+
+  Partial GAE (arXiv:2301.10920): the tokens just before a cut carry the most bootstrap bias.
+  Inferred for T-PPO (its token filter is unpublished); 0 keeps every token.
+  """
+  if drop_last_n <= 0:
+    return mask_bt
+  length_b = mask_bt.sum(axis=1)
+  cut_bt = jnp.arange(mask_bt.shape[1])[None, :] >= (length_b - drop_last_n)[:, None]
+  return jnp.where(alive_b[:, None] & cut_bt, 0.0, mask_bt)
+
+
+def clipped_value_loss_bt(values_bt: jax.Array, old_values_bt: jax.Array,
+                          targets_bt: jax.Array, *, clip: float = 0.5) -> jax.Array:
+  """½·max((V − R)², (clip(V, V_old ± c) − R)²) per token: verl's default critic loss (not a
+  T-PPO claim), which bounds how far one update moves a value."""
+  clipped_bt = old_values_bt + jnp.clip(values_bt - old_values_bt, -clip, clip)
+  return 0.5 * jnp.maximum(jnp.square(values_bt - targets_bt),
+                           jnp.square(clipped_bt - targets_bt))

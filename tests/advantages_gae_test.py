@@ -1,0 +1,89 @@
+"""GAE / Extended GAE for T-PPO: a hand-computed trajectory, equality with a plain GAE loop
+on complete responses, decoupled λ's, the length-adaptive λ and the value loss."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from concise_jax.advantages import gae
+
+
+def _hand_case():
+  mask = jnp.asarray([[1, 1, 1], [1, 1, 0]], jnp.float32)
+  alive = jnp.asarray([False, True])
+  values = jnp.asarray([[0.5, 0.6, 0.8, 0.9], [0.2, 0.4, 0.7, 9.0]])
+  rewards = gae.outcome_rewards_bt(jnp.asarray([1.0, 5.0]), mask, alive)
+  return rewards, values, mask, alive
+
+
+def test_extended_gae_on_a_hand_computed_trajectory():
+  rewards, values, mask, alive = _hand_case()
+  np.testing.assert_array_equal(rewards, [[0, 0, 1], [0, 0, 0]])   # alive rows: no reward yet
+  adv, targets = gae.gae_bt(rewards, values, mask, alive, gamma=1.0, lam=0.5)
+  # finished row: δ = [0.6-0.5, 0.8-0.6, 1-0.8] = [.1, .2, .2]; Â_2 = .2, Â_1 = .2 + .5·.2 = .3,
+  #   Â_0 = .1 + .5·.3 = .25 (V(s_3) = 0.9 is never read: the row ended)
+  # alive row, bootstrap V(s_2) = 0.7: δ = [.2, .3]; Â_1 = .3, Â_0 = .2 + .5·.3 = .35
+  np.testing.assert_allclose(adv, [[0.25, 0.3, 0.2], [0.35, 0.3, 0.0]], rtol=1e-6)
+  np.testing.assert_allclose(targets, [[0.75, 0.9, 1.0], [0.55, 0.7, 0.0]], rtol=1e-6)
+
+
+def test_lambda_one_gamma_one_targets_are_monte_carlo_returns_or_the_bootstrap():
+  rewards, values, mask, alive = _hand_case()
+  _, targets = gae.gae_bt(rewards, values, mask, alive, gamma=1.0, lam=1.0)
+  np.testing.assert_allclose(targets, [[1.0, 1.0, 1.0], [0.7, 0.7, 0.0]], rtol=1e-6)
+
+
+def _reference_gae(r, v, n, gamma, lam):
+  """Textbook GAE over one complete trajectory of n tokens (V after the end = 0)."""
+  adv, running = np.zeros(len(r)), 0.0
+  for t in reversed(range(n)):
+    v_next = v[t + 1] if t + 1 < n else 0.0
+    running = r[t] + gamma * v_next - v[t] + gamma * lam * running
+    adv[t] = running
+  return adv
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_equals_ordinary_gae_when_every_response_finished(gamma):
+  rng = np.random.default_rng(0)
+  b, t = 5, 7
+  length = np.asarray([7, 1, 4, 6, 3])
+  mask = (np.arange(t)[None] < length[:, None]).astype(np.float32)
+  values = rng.normal(size=(b, t + 1)).astype(np.float32)
+  lam_b = np.asarray([1.0, 0.9, 0.5, 0.0, 0.95], np.float32)
+  alive = jnp.zeros(b, bool)
+  rewards = np.asarray(gae.outcome_rewards_bt(jnp.asarray(rng.normal(size=b), jnp.float32),
+                                              jnp.asarray(mask), alive))
+  adv, _ = gae.gae_bt(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(mask), alive,
+                      gamma=gamma, lam=jnp.asarray(lam_b))
+  want = np.stack([_reference_gae(rewards[i], values[i], length[i], gamma, lam_b[i])
+                   for i in range(b)])
+  np.testing.assert_allclose(adv, want, rtol=1e-5, atol=1e-6)
+
+
+def test_decoupled_lambdas_use_their_own_lambda_each():
+  rewards, values, mask, alive = _hand_case()
+  adv, targets = gae.decoupled_gae_bt(rewards, values, mask, alive, lam_policy=0.5,
+                                      lam_critic=1.0)
+  np.testing.assert_allclose(adv, gae.gae_bt(rewards, values, mask, alive, lam=0.5)[0])
+  np.testing.assert_allclose(targets, gae.gae_bt(rewards, values, mask, alive, lam=1.0)[1])
+
+
+def test_length_adaptive_lambda():
+  lam = gae.lambda_length_b(jnp.asarray([10, 20, 100, 1000, 0]), alpha=0.05)
+  np.testing.assert_allclose(lam, [0.0, 0.0, 0.8, 0.98, 0.0], rtol=1e-6)   # 1 - 1/(0.05 l)
+
+
+def test_drop_last_n_masks_only_the_tail_of_alive_rows():
+  mask = jnp.asarray([[1, 1, 1, 1], [1, 1, 1, 0]], jnp.float32)
+  out = gae.drop_last_mask_bt(mask, jnp.asarray([False, True]), 2)
+  np.testing.assert_array_equal(out, [[1, 1, 1, 1], [1, 0, 0, 0]])
+  np.testing.assert_array_equal(gae.drop_last_mask_bt(mask, jnp.asarray([True, True]), 0), mask)
+
+
+def test_clipped_value_loss_takes_the_larger_of_clipped_and_unclipped_error():
+  v, old, target = jnp.asarray([1.0, 0.0, 0.2]), jnp.asarray([0.0, 0.0, 0.0]), jnp.asarray(
+      [1.0, 2.0, 0.0])
+  # row 0: unclipped 0, clipped (0.5-1)^2 = .25 → .125; row 1: 4 vs (0-2)^2 → 2;
+  # row 2: .04 vs (.2-0)^2 = .04 → .02
+  np.testing.assert_allclose(gae.clipped_value_loss_bt(v, old, target, clip=0.5),
+                             [0.125, 2.0, 0.02], rtol=1e-6)
