@@ -24,6 +24,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from concise_jax import sharding
 from concise_jax.models import transformer
 from concise_jax.models import verification as V
 from concise_jax.models.config import ModelConfig
@@ -209,11 +210,30 @@ def init_state(tcfg: ModelConfig, drafter, params: dict, dp: dict, prompt_tokens
   return state.replace(**fields)
 
 
-@functools.partial(jax.jit, static_argnames=("tcfg", "drafter", "sp", "spec", "num_samples"))
+def _pin_rows(layout: sharding.Layout | None, state: SpecState, rows: int) -> SpecState:
+  """Every row-indexed leaf of the state (target and draft caches included) sharded over the
+  batch axes, KV buffers' heads over `tensor` where they divide: each device verifies and
+  drafts only its rows, as in `sampler.sample`."""
+  if layout is None:
+    return state
+
+  def pin(x):
+    if x.ndim == 0 or x.shape[0] != rows:
+      return x
+    if x.ndim == 4:     # [B, K, S, H] key/value buffers
+      return layout.constrain(x, ("batch", "kv_heads", None, None))
+    return layout.constrain(x, ("batch",) + (None,) * (x.ndim - 1))
+
+  return jax.tree.map(pin, state)
+
+
+@functools.partial(jax.jit, static_argnames=("tcfg", "drafter", "sp", "spec", "num_samples",
+                                             "layout"))
 def sample(tcfg: ModelConfig, params: dict, drafter, draft_params: dict,
            prompt_tokens_ps: jax.Array, prompt_mask_ps: jax.Array, key: jax.Array,
            sp: S.SamplingParams, spec: SpecParams = SpecParams(), *, num_samples: int = 1,
-           budget_b: jax.Array | None = None) -> SpecOutput:
+           budget_b: jax.Array | None = None,
+           layout: sharding.Layout | None = None) -> SpecOutput:
   """Speculative counterpart of `sampler.sample` (same arguments plus the drafter).
 
   Args:
@@ -222,6 +242,8 @@ def sample(tcfg: ModelConfig, params: dict, drafter, draft_params: dict,
     draft_params: the drafter's params ({"head", "vocab_ids"} or {"params"}).
     prompt_tokens_ps, prompt_mask_ps, key, sp, num_samples, budget_b: as in `sampler.sample`.
     spec: static speculation settings (draft length).
+    layout: the mesh to decode on (static); rows are split over its batch axes. None: no
+      constraints (one device).
   Returns:
     SpecOutput: the plain SampleOutput fields (same distribution, per-token target log-probs
     under the sampling distribution) plus `mean_accepted`. Entropies are not computed.
@@ -231,12 +253,14 @@ def sample(tcfg: ModelConfig, params: dict, drafter, draft_params: dict,
   budget_b = jnp.full((b,), t, jnp.int32) if budget_b is None else jnp.minimum(budget_b, t)
   state = init_state(tcfg, drafter, params, draft_params, prompt_tokens_ps, prompt_mask_ps, key,
                      sp, spec, num_samples, budget_b)
+  state = _pin_rows(layout, state, b)
   # Per-layer weights are sliced once, outside the loop (see `transformer.unstack_layers`).
   loop_params = transformer.unstack_layers(params)
   step_fn = functools.partial(_round, tcfg, drafter, loop_params,
                               drafter.prepare(draft_params, loop_params), sp, spec.num_draft, key,
                               budget_b)
-  state = jax.lax.while_loop(lambda st: (st.round < t) & ~jnp.all(st.done_b), step_fn, state)
+  pinned_step = lambda st: _pin_rows(layout, step_fn(st), b)
+  state = jax.lax.while_loop(lambda st: (st.round < t) & ~jnp.all(st.done_b), pinned_step, state)
   return finalize(state, sp)
 
 
