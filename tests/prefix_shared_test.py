@@ -69,3 +69,15 @@ def test_gradients_through_the_shared_prompt_equal_the_joint_ones(use_lora):
   np.testing.assert_allclose(v_shared, v_joint, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(g_shared), jax.tree.leaves(g_joint)):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-4)
+
+
+def test_completion_logp_with_prompt_groups_equals_the_joint_one():
+  cfg = tiny.tiny_config()
+  params = models.init_params(cfg, jax.random.key(4))
+  prompts_ps, prompt_mask_ps, tokens_bt, mask_bt = _batch()
+  rep = lambda x: jnp.repeat(x, G, axis=0)
+  args = (cfg, params, rep(prompts_ps), rep(prompt_mask_ps), tokens_bt, mask_bt)
+  joint = logprobs.completion_logp_entropy(*args, chunk=2)
+  shared = logprobs.completion_logp_entropy(*args, chunk=2, prompt_group=G)
+  for a, b in zip(shared, joint):
+    np.testing.assert_allclose(a * mask_bt, b * mask_bt, atol=2e-5)

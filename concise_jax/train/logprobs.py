@@ -11,7 +11,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from concise_jax.models import transformer
+from concise_jax.models import prefix_shared, transformer
 from concise_jax.models.config import ModelConfig
 
 
@@ -88,9 +88,20 @@ def completion_hidden(cfg: ModelConfig, params: dict, prompt_tokens_bs: jax.Arra
 
 def completion_logp_entropy(cfg: ModelConfig, params: dict, prompt_tokens_bs: jax.Array,
                             prompt_mask_bs: jax.Array, tokens_bt: jax.Array, mask_bt: jax.Array,
-                            *, temperature: float = 1.0, chunk: int = 64):
-  """(logp_bt, entropy_bt) of a completion batch under `params`; see `token_logp_entropy`."""
-  hidden_btd = completion_hidden(cfg, params, prompt_tokens_bs, prompt_mask_bs, tokens_bt,
-                                 mask_bt)
+                            *, temperature: float = 1.0, chunk: int = 64,
+                            prompt_group: int = 1):
+  """(logp_bt, entropy_bt) of a completion batch under `params`; see `token_logp_entropy`.
+
+  `prompt_group` > 1 says each run of that many contiguous rows shares one prompt (a GRPO
+  group, or a whole-group slice of one): the prompt is then computed once per run
+  (`models.prefix_shared`), with the same result.
+  """
+  if prompt_group > 1:
+    hidden_btd = prefix_shared.completion_hidden_shared(
+        cfg, params, prompt_tokens_bs[::prompt_group], prompt_mask_bs[::prompt_group],
+        tokens_bt, mask_bt, group_size=prompt_group)
+  else:
+    hidden_btd = completion_hidden(cfg, params, prompt_tokens_bs, prompt_mask_bs, tokens_bt,
+                                   mask_bt)
   return token_logp_entropy(cfg, params, hidden_btd, tokens_bt, temperature=temperature,
                             chunk=chunk)
