@@ -1,6 +1,7 @@
 """Evaluation metrics against brute force and hand-computed values; runner and report helpers."""
 from fractions import Fraction
 import itertools
+import json
 import math
 
 import pytest
@@ -185,3 +186,12 @@ def test_flatten_keeps_numeric_leaves_under_slash_names():
   assert metrics.flatten(summary, "eval/") == {
       "eval/n": 2.0, "eval/greedy/accuracy": 0.5, "eval/greedy/tokens/mean": 3.0,
       "eval/greedy/tokens/max": 4.0}
+
+
+def test_eval_files_go_through_the_prepared_tfds_copy(tmp_path):
+  path = tmp_path / "toy_test.jsonl"
+  path.write_text("".join(json.dumps({"input": f"q{i}", "target": i}) + "\n" for i in range(5)),
+                  encoding="utf-8")
+  examples = runner.load_examples(f"mawps:{path}", 3, 0, data_dir=str(tmp_path / "prepared"))
+  assert [e.answer for e in examples] == ["0", "1", "2"] and examples[0].split == "test"
+  assert (tmp_path / "prepared" / "local_mawps").is_dir()

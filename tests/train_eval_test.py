@@ -1,5 +1,6 @@
 """Held-out evaluation around training: step 0 and the last step, kept across a resume."""
 import json
+import os
 import types
 
 import jax
@@ -125,8 +126,9 @@ def _write_gsm8k(path, n, bad_line=None):
 def test_training_files_are_prepared_by_tfds_once_and_reused(tmp_path, monkeypatch):
   monkeypatch.setenv("CONCISE_JAX_DATA_DIR", str(tmp_path / "prepared"))
   parsed = []
-  generate = tfds_builders._LocalJsonl._generate_examples  # pylint: disable=protected-access
-  monkeypatch.setattr(tfds_builders._LocalJsonl, "_generate_examples",  # pylint: disable=protected-access
+  builder = tfds_builders._LocalJsonl  # pylint: disable=protected-access
+  generate = builder._generate_examples  # pylint: disable=protected-access
+  monkeypatch.setattr(builder, "_generate_examples",
                       lambda self: (parsed.append(self.file_split), generate(self))[1])
   path = _write_gsm8k(tmp_path / "toy_train.jsonl", 12)
   config = quickstart.get_config("model=tiny,runlocal")
@@ -137,7 +139,7 @@ def test_training_files_are_prepared_by_tfds_once_and_reused(tmp_path, monkeypat
   assert first == second == jsonl.read_jsonl("gsm8k", path)
   assert [e.answer for e in first[:3]] == ["0", "2", "4"]
   assert any(f.endswith(".array_record-00000-of-00001")
-             for _, _, files in __import__("os").walk(tmp_path / "prepared") for f in files)
+             for _, _, files in os.walk(tmp_path / "prepared") for f in files)
 
 
 def test_malformed_training_file_names_file_and_line(tmp_path, monkeypatch):

@@ -8,8 +8,9 @@ Steered generation (ASC): add `--steering=vec.safetensors [--steering_strength=0
 
 Greedy pass@1 always runs (unless --nogreedy); --k > 0 adds k samples per example at
 --temperature / --top_p for mean@k and unbiased pass@k. Task datasets take options after `?`
-(`task:arithmetic?difficulty=1-5`, the syntax of `config.data.dataset`). Output: `results.json`, `results.md`, `completions.jsonl`
-in --out_dir, and the Markdown tables on stdout.
+(`task:arithmetic?difficulty=1-5`, the syntax of `config.data.dataset`); files are prepared once
+by the tfds builders into --data_dir and reused. Output: `results.json`, `results.md`,
+`completions.jsonl` in --out_dir, and the Markdown tables on stdout.
 """
 import dataclasses
 import datetime

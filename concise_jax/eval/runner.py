@@ -282,7 +282,8 @@ def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int, stee
 
 def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSettings,
              verifier: Verifier | InlineVerifier, references: Sequence[tuple[str, str]], *,
-             greedy: bool, label: str = "", progress: bool = True) -> tuple[list[list[dict]], PassTiming]:
+             greedy: bool, label: str = "",
+             progress: bool = True) -> tuple[list[list[dict]], PassTiming]:
   """Generates and verifies completions for every prompt.
 
   Args:

@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 
 from concise_jax import budgets, data, distributed, filters, models, rewards, sharding, types
-from concise_jax import eval as eval_lib
+from concise_jax.eval import metrics as eval_metrics_lib
 from concise_jax.eval import runner as eval_runner
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
@@ -407,8 +407,8 @@ def eval_metrics(records: list[dict]) -> dict[str, float]:
   """`eval/...` scalars of evaluation records: `concise_jax.eval`'s summary, flattened
   (`eval/greedy/accuracy`, `eval/greedy/tokens/mean`, `eval/sampled/pass_at_k/4`, ...), plus the
   rollout-style names the training tables read (`eval/rollout/accuracy`, `eval/len/all/mean`)."""
-  out = {f"eval/{k}": v for k, v in eval_lib.metrics.flatten(eval_lib.metrics.summarize(records))
-         .items()}
+  summary = eval_metrics_lib.summarize(records)
+  out = eval_metrics_lib.flatten(summary, "eval/")
   comps = [c for r in records for c in ([r["greedy"]] if "greedy" in r else r["samples"])]
   m = metrics_lib.rollout_metrics([c["correct"] for c in comps], [c["tokens"] for c in comps],
                                   [c["truncated"] for c in comps],
