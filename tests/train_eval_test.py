@@ -11,6 +11,7 @@ from concise_jax import data
 from concise_jax.data import jsonl, tfds_builders
 from concise_jax.eval import metrics as eval_metrics
 from concise_jax.eval import runner
+from concise_jax.rollout import mesh_sampling
 from concise_jax.train import loop, metrics, rollout_step, step
 from concise_jax.verify import Verifier
 from configs import quickstart
@@ -152,3 +153,36 @@ def test_malformed_training_file_names_file_and_line(tmp_path, monkeypatch):
   config.data.bad_rows = "drop"
   train, _ = loop.load_prompts(config)
   assert [e.answer for e in train] == ["0", "2", "6"]
+
+
+def test_training_rollouts_encode_prompts_as_the_shared_encoder():
+  """`rollout_step` (training rollouts) and `mesh_sampling.encode_prompts` (evaluation) turn
+  the same examples into the same padded tokens, cut included, with and without a stated
+  budget; until `rollout_step` calls the shared encoder, this keeps the two in step."""
+  config = quickstart.get_config("model=tiny,runlocal")
+  config.rollout.max_prompt_tokens = 40               # cuts the longer step-by-step prompts
+  _, _, tokenizer = loop.load_model(config)
+  examples = data.load_dataset("task:word_problems", n=3, seed=0)
+  shared = mesh_sampling.PromptFormat(instruction=config.data.instruction,
+                                      system_prompt=config.data.system_prompt,
+                                      max_prompt_tokens=config.rollout.max_prompt_tokens,
+                                      budget_template="Think for {n} tokens.")
+  budgets = [5, 10, 20]
+  tokens, mask, cut = mesh_sampling.encode_prompts(tokenizer, examples, shared, budgets)
+  stated = mesh_sampling.with_budgets(examples, shared.budget_template, budgets)
+  train_tokens, train_mask, train_cut = rollout_step.encode_prompts(
+      tokenizer, stated, rollout_step.prompt_format(config))
+  np.testing.assert_array_equal(tokens, train_tokens)
+  np.testing.assert_array_equal(mask, train_mask)
+  assert tokens.shape == (3, 40) and cut == train_cut == 3
+  header = rollout_step.chat_ids(tokenizer, "x")[-2:]  # a cut keeps the assistant header
+  assert all(list(row[-2:]) == header for row in tokens)
+  # the last 38 characters (the tiny tokenizer is per character, lower case) + 2 header tokens
+  assert tokenizer.decode(list(tokens[0])) == "hink for 5 tokens.\nthink step by step."
+  plain = mesh_sampling.encode_prompts(tokenizer, examples, shared)[0]
+  assert not np.array_equal(plain, tokens)            # no budgets: nothing stated
+  sp = rollout_step.sampling_params(config, tokenizer)
+  assert sp == mesh_sampling.sampling_params(
+      tokenizer, max_new_tokens=config.rollout.max_new_tokens,
+      temperature=config.rollout.temperature, top_k=config.rollout.top_k,
+      top_p=config.rollout.top_p, return_entropy=sp.return_entropy)
