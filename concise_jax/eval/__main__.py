@@ -14,7 +14,6 @@ by the tfds builders into --data_dir and reused. Output: `results.json`, `result
 """
 import dataclasses
 import datetime
-import json
 import sys
 
 import jax
