@@ -1,10 +1,12 @@
 """Evaluation metrics against brute force and hand-computed values; runner and report helpers."""
 from fractions import Fraction
 import itertools
+import json
 import math
 
 import pytest
 
+from concise_jax import data
 from concise_jax.eval import metrics, report, runner
 
 
@@ -136,9 +138,10 @@ def test_chunks_have_fixed_size_and_pad_with_the_last_index():
 
 
 def test_data_specs_and_labels():
-  assert runner.parse_data_spec("task:arithmetic?difficulty=1-3&unique=true") == (
-      "task:arithmetic", {"difficulty": [1, 2, 3], "unique": True})
-  assert runner.parse_data_spec("gsm8k:/d/gsm8k_test.jsonl") == ("gsm8k:/d/gsm8k_test.jsonl", {})
+  assert data.parse_data_spec("task:arithmetic?difficulty=1-3&unique=true") == data.DataSpec(
+      "task", "arithmetic", {"difficulty": [1, 2, 3], "unique": True})
+  assert data.parse_data_spec("gsm8k:/d/gsm8k_test.jsonl") == data.DataSpec(
+      "gsm8k", "/d/gsm8k_test.jsonl", {})
   assert runner.dataset_label("gsm8k:/d/gsm8k_test.jsonl") == "gsm8k_test"
   assert runner.dataset_label("task:add_1digit") == "add_1digit"
   examples = runner.load_examples("task:word_problems?difficulty=1-2", 6, 0)
@@ -175,3 +178,20 @@ def test_merge_keeps_every_dataset_and_drops_the_pooled_row():
   assert "| b | 2 |" in md and "**all**" not in md
   with pytest.raises(ValueError, match="more than one"):
     report.merge([one, one])
+
+
+def test_flatten_keeps_numeric_leaves_under_slash_names():
+  summary = {"n": 2, "greedy": {"accuracy": 0.5, "tokens": {"mean": 3.0, "max": 4.0},
+                                "flag": True, "name": "x"}}
+  assert metrics.flatten(summary, "eval/") == {
+      "eval/n": 2.0, "eval/greedy/accuracy": 0.5, "eval/greedy/tokens/mean": 3.0,
+      "eval/greedy/tokens/max": 4.0}
+
+
+def test_eval_files_go_through_the_prepared_tfds_copy(tmp_path):
+  path = tmp_path / "toy_test.jsonl"
+  path.write_text("".join(json.dumps({"input": f"q{i}", "target": i}) + "\n" for i in range(5)),
+                  encoding="utf-8")
+  examples = runner.load_examples(f"mawps:{path}", 3, 0, data_dir=str(tmp_path / "prepared"))
+  assert [e.answer for e in examples] == ["0", "1", "2"] and examples[0].split == "test"
+  assert (tmp_path / "prepared" / "local_mawps").is_dir()

@@ -39,3 +39,28 @@ def test_instruction_suffix():
   assert data.add_instruction(example) == example.prompt
   assert data.add_instruction(example, "brief") == example.prompt + "\nAnswer with just the number."
   assert data.add_instruction(example, "Be brief.").endswith("?\nBe brief.")
+
+
+def test_spec_query_carries_task_options():
+  hard = data.load_dataset("task:arithmetic?difficulty=4", split="test", n=5)
+  assert [e.difficulty for e in hard] == [4] * 5
+  mixed = data.load_dataset("task:arithmetic?difficulty=1-2&unique=true", n=20, seed=3)
+  assert {e.difficulty for e in mixed} == {1, 2} and len({e.prompt for e in mixed}) == 20
+  # keyword options override the query
+  assert {e.difficulty for e in data.load_dataset("task:arithmetic?difficulty=4", n=3,
+                                                  difficulty=5)} == {5}
+
+
+def test_spec_errors_name_the_valid_choices():
+  with pytest.raises(ValueError, match=r"unknown option\(s\) \['levels'\] for task 'countdown'"
+                                       r".*valid options: difficulty, unique"):
+    data.parse_data_spec("task:countdown?levels=2")
+  with pytest.raises(ValueError, match="valid options: unique"):
+    data.load_dataset("task:add_1digit?difficulty=2")
+  with pytest.raises(ValueError, match="option 'difficulty' in .* must be key=value"):
+    data.parse_data_spec("task:arithmetic?difficulty")
+  with pytest.raises(ValueError, match=r"options \['difficulty'\] apply to tasks, not to gsm8k"):
+    data.parse_data_spec("gsm8k:/tmp/x.jsonl?difficulty=2")
+  with pytest.raises(KeyError, match="valid choices: add_1digit"):
+    data.parse_data_spec("task:add_9digit?unique=true")
+  assert data.sources.dataset_kinds() == data.dataset_kinds() == ["task", "gsm8k", "math", "mawps"]

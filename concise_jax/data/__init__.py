@@ -1,4 +1,4 @@
-"""Prompt data: built-in verifiable tasks, local dataset files, and the grain pipeline.
+"""Prompt data: built-in verifiable tasks, local dataset files, dataset specs, the grain pipeline.
 
 Importing the package registers every built-in task in `TASKS`.
 """
@@ -15,3 +15,6 @@ from concise_jax.data.jsonl import DataError
 from concise_jax.data.jsonl import read_jsonl
 from concise_jax.data.pipeline import make_prompt_iterator
 from concise_jax.data.sources import load_dataset
+from concise_jax.data.specs import DataSpec
+from concise_jax.data.specs import dataset_kinds
+from concise_jax.data.specs import parse_data_spec

@@ -8,13 +8,19 @@ with random access (TensorFlow is only needed by `as_dataset`, which we never ca
 Nothing is downloaded: tfds's own `gsm8k` builder fetches at prepare time and it has no
 Hendrycks MATH. Shuffling is disabled so records keep file order (shuffling is the pipeline's
 job, with its own seed). The builder config name carries a fingerprint of the file's path, size
-and modification time, so an edited file is prepared afresh instead of read stale.
+and modification time (and the bad-row policy), so an edited file is prepared afresh instead of
+read stale, and an unchanged one is read back without re-parsing.
+
+Training (`train.loop.load_prompts`) and `python -m concise_jax.eval` load files this way, into
+`config.data.data_dir` / `--data_dir` (default `default_data_dir()`).
 """
 import hashlib
 import os
+import time
 from typing import Any
 
 import tensorflow_datasets as tfds
+from absl import logging
 
 from concise_jax.data import example as example_lib
 from concise_jax.data import jsonl
@@ -23,10 +29,19 @@ from concise_jax.data.example import Example
 _TEXT_FIELDS = ("id", "prompt", "answer", "difficulty", "split", "source", "meta")
 
 
-def _config_name(path: str, split: str) -> str:
+def default_data_dir() -> str:
+  """Where prepared files go unless a config or flag says otherwise: `$CONCISE_JAX_DATA_DIR`,
+  else `$XDG_CACHE_HOME/concise_jax/tfds` (`~/.cache/concise_jax/tfds`)."""
+  if os.environ.get("CONCISE_JAX_DATA_DIR"):
+    return os.environ["CONCISE_JAX_DATA_DIR"]
+  cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(cache, "concise_jax", "tfds")
+
+
+def _config_name(path: str, split: str, bad_rows: str = "error") -> str:
   stat = os.stat(path)
-  fingerprint = hashlib.blake2b(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode(),
-                                digest_size=4).hexdigest()
+  key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}" + ("" if bad_rows == "error" else "|drop")
+  fingerprint = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
   stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])
   return f"{stem.lower()}_{split}_{fingerprint}"
 
@@ -41,14 +56,17 @@ class _LocalJsonl(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   # install; None skips it.
   code_path = None
 
-  def __init__(self, *, path: str, split: str | None = None, **kwargs: Any):
+  def __init__(self, *, path: str, split: str | None = None, bad_rows: str = "error",
+               **kwargs: Any):
     """Args: path: the JSONL file; split: its split name (default from the file name);
-    kwargs: for `tfds.core.DatasetBuilder` (e.g. `data_dir`)."""
+    bad_rows: "error" or "drop" (`jsonl.read_jsonl`); kwargs: for `tfds.core.DatasetBuilder`
+    (e.g. `data_dir`)."""
     if not os.path.isfile(path):
       raise jsonl.DataError(f"{path}: no such file")
     self._path = os.path.abspath(path)
     self._split = split or jsonl.infer_split(path)
-    config = tfds.core.BuilderConfig(name=_config_name(self._path, self._split))
+    self._bad_rows = bad_rows
+    config = tfds.core.BuilderConfig(name=_config_name(self._path, self._split, bad_rows))
     super().__init__(config=config, **kwargs)
 
   @property
@@ -67,7 +85,8 @@ class _LocalJsonl(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return {self._split: self._generate_examples()}
 
   def _generate_examples(self):
-    for i, ex in enumerate(jsonl.read_jsonl(self.FORMAT, self._path, self._split)):
+    for i, ex in enumerate(jsonl.read_jsonl(self.FORMAT, self._path, self._split,
+                                            bad_rows=self._bad_rows)):
       yield i, example_lib.to_record(ex)
 
 
@@ -89,6 +108,11 @@ class LocalMawps(_LocalJsonl, skip_registration=True):
 BUILDERS = {cls.FORMAT: cls for cls in (LocalGsm8k, LocalMath, LocalMawps)}
 
 
+def is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+  """True when this file version was already prepared under the builder's data dir."""
+  return os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
 class ExampleSource:
   """Random access to a prepared split as `Example`s (a grain `RandomAccessDataSource`)."""
 
@@ -101,11 +125,15 @@ class ExampleSource:
   def __getitem__(self, index: int) -> Example:
     return example_lib.from_record(self._records[index])
 
+  def __iter__(self):
+    return (self[i] for i in range(len(self)))
+
   def __repr__(self) -> str:
     return f"ExampleSource({self._records!r})"
 
 
-def prepare(kind: str, path: str, data_dir: str, split: str | None = None) -> ExampleSource:
+def prepare(kind: str, path: str, data_dir: str, split: str | None = None, *,
+            bad_rows: str = "error") -> ExampleSource:
   """Prepares `path` as array_record under `data_dir` (once) and opens it.
 
   Args:
@@ -113,6 +141,7 @@ def prepare(kind: str, path: str, data_dir: str, split: str | None = None) -> Ex
     path: the local JSONL file.
     data_dir: where tfds writes the prepared split (reused on later calls).
     split: split name; default from the file name.
+    bad_rows: "error" or "drop" rows with a bad field, as `jsonl.read_jsonl`.
 
   Returns:
     A random-access source of `Example`s in file order.
@@ -123,6 +152,9 @@ def prepare(kind: str, path: str, data_dir: str, split: str | None = None) -> Ex
   """
   if kind not in BUILDERS:
     raise KeyError(f"unknown file format {kind!r}; valid choices: {', '.join(sorted(BUILDERS))}")
-  builder = BUILDERS[kind](path=path, split=split, data_dir=data_dir)
-  builder.download_and_prepare(file_format="array_record")
+  builder = BUILDERS[kind](path=path, split=split, bad_rows=bad_rows, data_dir=data_dir)
+  if not is_prepared(builder):
+    t0 = time.perf_counter()
+    builder.download_and_prepare(file_format="array_record")
+    logging.info("prepared %s into %s in %.2fs", path, builder.data_dir, time.perf_counter() - t0)
   return ExampleSource(builder.as_data_source(split=builder.file_split))

@@ -8,12 +8,12 @@ Steered generation (ASC): add `--steering=vec.safetensors [--steering_strength=0
 
 Greedy pass@1 always runs (unless --nogreedy); --k > 0 adds k samples per example at
 --temperature / --top_p for mean@k and unbiased pass@k. Task datasets take options after `?`
-(`task:arithmetic?difficulty=1-5`). Output: `results.json`, `results.md`, `completions.jsonl`
-in --out_dir, and the Markdown tables on stdout.
+(`task:arithmetic?difficulty=1-5`, the syntax of `config.data.dataset`); files are prepared once
+by the tfds builders into --data_dir and reused. Output: `results.json`, `results.md`,
+`completions.jsonl` in --out_dir, and the Markdown tables on stdout.
 """
 import dataclasses
 import datetime
-import json
 import sys
 
 import jax
@@ -42,6 +42,12 @@ _INSTRUCTION = flags.DEFINE_string(
     "(none, brief, answer_line, boxed, countdown) or literal text.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write results; unset = stdout only.")
 _SEED = flags.DEFINE_integer("seed", 0, "Task generation and sampling seed.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Where dataset files are prepared by the tfds builders (once, then "
+    "reused); unset = $CONCISE_JAX_DATA_DIR or ~/.cache/concise_jax/tfds.")
+_MAX_PROMPT = flags.DEFINE_integer(
+    "max_prompt_tokens", 0, "Cut and pad prompts to this length (training's "
+    "rollout.max_prompt_tokens); 0 = pad to the longest prompt, rounded up to 64.")
 _STEERING = flags.DEFINE_string(
     "steering", None, "ASC steering vector file (concise_jax.steering.save); unset = unsteered.")
 _STEERING_STRENGTH = flags.DEFINE_float(
@@ -77,7 +83,7 @@ def settings_from_flags() -> runner.EvalSettings:
       top_k=_TOP_K.value, max_new_tokens=_MAX_NEW.value, batch_size=_BATCH.value,
       system=_SYSTEM.value, instruction=_INSTRUCTION.value, seed=_SEED.value,
       steering=_STEERING.value, steering_strength=_STEERING_STRENGTH.value,
-      steering_rule=_STEERING_RULE.value)
+      steering_rule=_STEERING_RULE.value, max_prompt_tokens=_MAX_PROMPT.value)
 
 
 def run_config(specs: list[str], settings: runner.EvalSettings) -> dict:
@@ -92,7 +98,8 @@ def main(argv):
   _JOIN_PROCESSES()
   specs = data_specs(_DATA.value)
   settings = settings_from_flags()
-  datasets = {runner.dataset_label(s): (s, runner.load_examples(s, _N.value, _SEED.value))
+  datasets = {runner.dataset_label(s): (s, runner.load_examples(s, _N.value, _SEED.value,
+                                                               data_dir=_DATA_DIR.value))
               for s in specs}  # load every dataset first: a bad spec fails before the model
   policy = runner.load_policy(_CHECKPOINT.value)
   if _SPECULATIVE.value == "eagle":

@@ -189,3 +189,16 @@ def pareto_front(tokens: Sequence[float], accuracy: Sequence[float]) -> list[int
   front = [i for i, (t, a) in enumerate(points)
            if not any(tj <= t and aj >= a and (tj < t or aj > a) for tj, aj in points)]
   return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
+
+
+def flatten(summary: Mapping, prefix: str = "") -> dict[str, float]:
+  """Numeric leaves of a nested summary under `/`-joined names: `{"greedy": {"tokens":
+  {"mean": 3.0}}}` → `{"greedy/tokens/mean": 3.0}` (how training logs `summarize`)."""
+  out = {}
+  for key, value in summary.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, Mapping):
+      out.update(flatten(value, name + "/"))
+    elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+      out[name] = float(value)
+  return out

@@ -6,15 +6,20 @@
 
 Shapes never change within a dataset: examples go in chunks of a fixed number of prompts (the
 last chunk is padded by repeating its final example, whose extra rows are dropped) and every
-prompt is left-padded to the dataset's longest prompt rounded up to a bucket. So the sampler
+prompt is left-padded to the dataset's longest prompt rounded up to a bucket (or cut and padded to
+`max_prompt_tokens`, as training does). So the sampler
 compiles once per (dataset prompt length, pass) and datasets with the same padded length share
 the compile.
 
 Verification overlaps generation: each chunk's completions go to the `Verifier` process pool as
 soon as they are decoded, and the futures are collected at the end.
+
+Training-time evaluation (`train.loop.evaluate`) runs `evaluate_dataset` too, with settings from
+the run's config, so both report the same `metrics.summarize` numbers for the same policy.
 """
 import dataclasses
 import os
+from concurrent import futures
 import time
 import zlib
 from collections.abc import Sequence
@@ -29,7 +34,7 @@ from concise_jax.data.example import Example
 from concise_jax.rollout import mesh_sampling
 from concise_jax.verify import Verifier, reference_of
 
-PROMPT_BUCKET = 64  # padded prompt lengths round up to this: few distinct shapes across datasets
+PROMPT_BUCKET = mesh_sampling.PROMPT_BUCKET  # uncapped prompt lengths round up to this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +103,9 @@ class EvalSettings:
     steering_strength: γ multiplying the raw vector; None = the strength calibrated into the
       file (`calibration_strength`), if any.
     steering_rule: position rule ("last" = ASC, "all"); None = the file's.
+    max_prompt_tokens: pad every prompt to this length, keeping the last tokens of longer ones
+      (training's `rollout.max_prompt_tokens`); 0 = no cut, pad to the dataset's longest
+      prompt rounded up to `PROMPT_BUCKET`.
   """
   greedy: bool = True
   k: int = 0
@@ -112,6 +120,7 @@ class EvalSettings:
   steering: str | None = None
   steering_strength: float | None = None
   steering_rule: str | None = None
+  max_prompt_tokens: int = 0
 
 
 def load_steering(settings: EvalSettings):
@@ -130,37 +139,6 @@ def load_steering(settings: EvalSettings):
 
 # --------------------------------------------------------------------------- data
 
-def _parse_value(text: str):
-  """`3` → 3, `1-4` → [1, 2, 3, 4], `true` → True; anything else stays a string."""
-  if text.lower() in ("true", "false"):
-    return text.lower() == "true"
-  if text.lstrip("-").isdigit():
-    return int(text)
-  lo, sep, hi = text.partition("-")
-  if sep and lo.isdigit() and hi.isdigit():
-    return list(range(int(lo), int(hi) + 1))
-  return text
-
-
-def parse_data_spec(spec: str) -> tuple[str, dict[str, Any]]:
-  """Splits task options off a spec.
-
-  `task:arithmetic?difficulty=1-5&unique=true` → ("task:arithmetic", {"difficulty": [1, ..., 5],
-  "unique": True}).
-
-  The query part carries task options (`data.load_dataset`'s `**task_kwargs`); it uses no
-  commas, so specs can be given as one comma-separated flag.
-  """
-  base, _, query = spec.partition("?")
-  options = {}
-  for item in filter(None, query.split("&")):
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ValueError(f"option {item!r} in {spec!r} must be key=value")
-    options[key] = _parse_value(value)
-  return base, options
-
-
 def dataset_label(spec: str) -> str:
   """A short table label: `task:arithmetic?difficulty=1-5` → `arithmetic?difficulty=1-5`,
   `gsm8k:/data/gsm8k_test.jsonl` → `gsm8k_test`."""
@@ -170,14 +148,20 @@ def dataset_label(spec: str) -> str:
   return os.path.splitext(os.path.basename(target.partition("?")[0]))[0] or spec
 
 
-def load_examples(spec: str, n: int, seed: int) -> list[Example]:
-  """Up to `n` test examples: tasks generate their test split, files keep their first n rows."""
-  base, options = parse_data_spec(spec)
-  if base.startswith("task:"):
-    return list(data.load_dataset(base, split="test", n=n, seed=seed, **options))
-  if options:
-    raise ValueError(f"options {sorted(options)} apply to tasks, not to {base}")
-  return list(data.load_dataset(base))[:n]
+def load_examples(spec: str, n: int, seed: int, *, split: str = "test",
+                  data_dir: str | None = None, bad_rows: str = "error") -> list[Example]:
+  """Up to `n` examples: tasks generate `split` (test by default), files keep their first n rows.
+
+  The spec syntax is `data.parse_data_spec`'s, as in training configs. Files go through the
+  tfds builders into `data_dir` (prepared once, then reused); None = `default_data_dir()`.
+  """
+  if data.parse_data_spec(spec).kind == "task":
+    return list(data.load_dataset(spec, split=split, n=n, seed=seed))
+  if data_dir is None:
+    from concise_jax.data import tfds_builders  # pylint: disable=import-outside-toplevel  # heavy
+    data_dir = tfds_builders.default_data_dir()
+  source = data.load_dataset(spec, data_dir=data_dir, bad_rows=bad_rows)
+  return [source[i] for i in range(min(n, len(source)))]
 
 
 # --------------------------------------------------------------------------- batching
@@ -190,16 +174,18 @@ def chunk_indices(num_items: int, size: int) -> list[list[int]]:
   return chunks
 
 
+def prompt_format(settings: "EvalSettings") -> mesh_sampling.PromptFormat:
+  """The prompt encoding of these settings (training's `rollout_step` builds the same
+  `PromptFormat` from its config)."""
+  return mesh_sampling.PromptFormat(instruction=settings.instruction,
+                                    system_prompt=settings.system,
+                                    max_prompt_tokens=settings.max_prompt_tokens,
+                                    bucket=PROMPT_BUCKET)
+
+
 def prompt_ids(policy: Policy, examples: Sequence[Example], settings: EvalSettings):
   """Chat-formatted token ids of every example, with the instruction appended."""
-  return [rollout.chat_ids(policy.tokenizer, data.add_instruction(ex, settings.instruction),
-                           settings.system) for ex in examples]
-
-
-def padded_length(ids: Sequence[Sequence[int]], bucket: int = PROMPT_BUCKET) -> int:
-  """The dataset-wide padded prompt length: the longest prompt rounded up to `bucket`."""
-  longest = max([len(x) for x in ids] + [1])
-  return bucket * -(-longest // bucket)
+  return mesh_sampling.prompt_ids(policy.tokenizer, examples, prompt_format(settings))
 
 
 # --------------------------------------------------------------------------- generation
@@ -243,12 +229,23 @@ class PassTiming:
 
 
 def _sampling_params(policy: Policy, settings: EvalSettings, greedy: bool):
-  tok = policy.tokenizer
-  return rollout.SamplingParams(
-      max_new_tokens=settings.max_new_tokens,
-      temperature=0.0 if greedy else settings.temperature,
-      top_k=0 if greedy else settings.top_k, top_p=1.0 if greedy else settings.top_p,
-      eos_ids=tuple(tok.eos_ids), pad_id=tok.pad_id)
+  return mesh_sampling.sampling_params(
+      policy.tokenizer, max_new_tokens=settings.max_new_tokens,
+      temperature=0.0 if greedy else settings.temperature, top_k=settings.top_k,
+      top_p=settings.top_p)
+
+
+class InlineVerifier:
+  """A `Verifier` stand-in over a plain check function `(texts, references, kinds) -> bools`
+  (training's in-process or pooled checker): `submit` checks at once."""
+
+  def __init__(self, check):
+    self._check = check
+
+  def submit(self, completions, references, kinds) -> futures.Future:
+    done = futures.Future()
+    done.set_result(self._check(list(completions), list(references), list(kinds)))
+    return done
 
 
 def _pass_key(settings: EvalSettings, greedy: bool, label: str) -> jax.Array:
@@ -284,8 +281,9 @@ def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int, stee
 
 
 def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSettings,
-             verifier: Verifier, references: Sequence[tuple[str, str]], *, greedy: bool,
-             label: str = "", progress: bool = True) -> tuple[list[list[dict]], PassTiming]:
+             verifier: Verifier | InlineVerifier, references: Sequence[tuple[str, str]], *,
+             greedy: bool, label: str = "",
+             progress: bool = True) -> tuple[list[list[dict]], PassTiming]:
   """Generates and verifies completions for every prompt.
 
   Args:
@@ -303,7 +301,7 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
   """
   g = 1 if greedy else settings.k
   sp, key = _sampling_params(policy, settings, greedy), _pass_key(settings, greedy, label)
-  prompt_len = padded_length(ids)
+  prompt_len = mesh_sampling.padded_length(ids, prompt_format(settings))
   steer = load_steering(settings)
   pending, timing = [], PassTiming()
   bar = tqdm.tqdm(total=len(ids), desc=f"{label} {'greedy' if greedy else 'sampled'}".strip(),
@@ -311,8 +309,8 @@ def run_pass(policy: Policy, ids: Sequence[Sequence[int]], settings: EvalSetting
   per_chunk = settings.batch_size if greedy else max(1, settings.batch_size // g)
   for i, chunk in enumerate(chunk_indices(len(ids), per_chunk)):
     real = chunk[:len(dict.fromkeys(chunk))]  # the repeated tail is padding: decoded, dropped
-    tokens, mask = rollout.left_pad([ids[j] for j in chunk], policy.tokenizer.pad_id,
-                                    min_len=prompt_len)
+    tokens, mask, _ = mesh_sampling.pad_prompts([ids[j] for j in chunk], policy.tokenizer.pad_id,
+                                                prompt_len)
     texts, lengths, truncated, mine, owner, seconds, row_steps = _decode_chunk(
         policy, tokens, mask, jax.random.fold_in(key, i), sp, g, len(real) * g, steer)
     timing.add(seconds, int(lengths.sum()), row_steps)
@@ -349,7 +347,7 @@ def _record(example: Example) -> dict:
 
 
 def evaluate_dataset(policy: Policy, examples: Sequence[Example], settings: EvalSettings,
-                     verifier: Verifier, *, label: str = "",
+                     verifier: Verifier | InlineVerifier, *, label: str = "",
                      progress: bool = True) -> tuple[list[dict], dict[str, dict]]:
   """Greedy and/or sampled completions of every example, verified.
 

@@ -25,6 +25,8 @@ import numpy as np
 from absl import logging
 
 from concise_jax import budgets, data, distributed, filters, models, rewards, sharding, types
+from concise_jax.eval import metrics as eval_metrics_lib
+from concise_jax.eval import runner as eval_runner
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
 from concise_jax.train import host_features
@@ -57,11 +59,20 @@ def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
   return model_cfg, params, tokenizer
 
 
-def _load(spec: str, split: str, n: int, seed: int, bad_rows: str = "error") -> list:
-  """Tasks are generated for `split`; files keep the split their name says."""
-  is_task = spec.startswith("task:")
-  return list(data.load_dataset(spec, split=split if is_task else None, n=n, seed=seed,
-                                bad_rows=bad_rows))
+def data_dir(config) -> str:
+  """Where data files are prepared by the tfds builders: `config.data.data_dir`, or else
+  `$CONCISE_JAX_DATA_DIR` / `~/.cache/concise_jax/tfds`."""
+  from concise_jax.data import tfds_builders  # pylint: disable=import-outside-toplevel  # heavy
+  return config.data.get("data_dir", "") or tfds_builders.default_data_dir()
+
+
+def _load(spec: str, split: str, n: int, seed: int, bad_rows: str = "error",
+          prepared_dir: str | None = None) -> list:
+  """Tasks (with `?option=` queries) are generated for `split`; files keep the split their name
+  says and are read through the tfds builders, prepared once into `prepared_dir`."""
+  if data.parse_data_spec(spec).kind == "task":
+    return list(data.load_dataset(spec, split=split, n=n, seed=seed))
+  return list(data.load_dataset(spec, data_dir=prepared_dir, bad_rows=bad_rows))
 
 
 def load_trained_policy(workdir: str, step: int | None = None):
@@ -90,15 +101,15 @@ def load_trained_policy(workdir: str, step: int | None = None):
 
 def load_prompts(config) -> tuple[list, list]:
   """(train examples, eval examples); eval is the test split of a task unless given."""
+  prepared_dir = data_dir(config)
   train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed,
-                config.data.bad_rows)
+                config.data.bad_rows, prepared_dir)
   eval_spec = config.data.eval_dataset or (
       config.data.dataset if config.data.dataset.startswith("task:") else "")
   if config.eval.every <= 0 or not eval_spec:
     return train, []
   return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed,
-                      config.data.bad_rows)[
-      :config.eval.num_prompts]
+                      config.data.bad_rows, prepared_dir)[:config.eval.num_prompts]
 
 
 def split_trainable(config, model_cfg, params: dict) -> tuple[Any, dict, Any]:
@@ -390,23 +401,43 @@ def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState,
   return state, out
 
 
+def eval_settings(config) -> eval_runner.EvalSettings:
+  """The `concise_jax.eval` settings of a run's held-out evaluation: greedy at temperature 0,
+  else `eval.samples_per_prompt` samples; prompts encoded and cut as in training rollouts."""
+  c = config
+  sampled = c.eval.temperature > 0
+  g = c.eval.samples_per_prompt if sampled else 1
+  return eval_runner.EvalSettings(
+      greedy=not sampled, k=g if sampled else 0, temperature=c.eval.temperature,
+      top_p=c.rollout.top_p, top_k=c.rollout.top_k, max_new_tokens=c.rollout.max_new_tokens,
+      batch_size=c.rollout.prompts_per_step * g, system=c.data.system_prompt or None,
+      instruction=c.data.instruction, seed=c.seed, max_prompt_tokens=c.rollout.max_prompt_tokens)
+
+
+def eval_metrics(records: list[dict]) -> dict[str, float]:
+  """`eval/...` scalars of evaluation records: `concise_jax.eval`'s summary, flattened
+  (`eval/greedy/accuracy`, `eval/greedy/tokens/mean`, `eval/sampled/pass_at_k/4`, ...), plus the
+  rollout-style names the training tables read (`eval/rollout/accuracy`, `eval/len/all/mean`)."""
+  summary = eval_metrics_lib.summarize(records)
+  out = eval_metrics_lib.flatten(summary, "eval/")
+  comps = [c for r in records for c in ([r["greedy"]] if "greedy" in r else r["samples"])]
+  m = metrics_lib.rollout_metrics([c["correct"] for c in comps], [c["tokens"] for c in comps],
+                                  [c["truncated"] for c in comps],
+                                  [rollout_step.has_answer_marker(c["text"]) for c in comps])
+  out.update({f"eval/{k}": v for k, v in m.items()})
+  return out
+
+
 def evaluate(r: _Run, state: TrainState) -> dict[str, float]:
-  """Accuracy and lengths on the fixed eval prompts (greedy, one sample each, by default)."""
-  c = r.config
+  """Accuracy and lengths on the fixed eval prompts, by `concise_jax.eval`'s own path
+  (`eval_runner.evaluate_dataset`), so the numbers match `python -m concise_jax.eval` on the
+  same policy and settings; the same draws at every evaluation."""
   params = r.fns.model_params(state.params, r.frozen)
-  sp = rollout_step.sampling_params(c, r.tokenizer, temperature=c.eval.temperature)
-  key = jax.random.fold_in(jax.random.PRNGKey(c.seed), 3)   # same draws at every evaluation
-  p, g = c.rollout.prompts_per_step, c.eval.samples_per_prompt
-  batches = []
-  for i in range(0, len(r.eval_examples), p):
-    chunk = r.eval_examples[i:i + p]
-    padded = chunk + r.eval_examples[:p - len(chunk)]       # one shape: no recompile
-    batch, _ = _sample_batch(r, params, padded, jax.random.fold_in(key, i), group_size=g, sp=sp)
-    batches.append(jax.tree.map(lambda x, n=len(chunk) * g: np.asarray(x)[:n], batch))
-  cat = lambda name: np.concatenate([getattr(b, name) for b in batches])
-  m = metrics_lib.rollout_metrics(cat("correct_b"), cat("length_b"), cat("truncated_b"),
-                                  cat("format_ok_b"))
-  return {f"eval/{k}": v for k, v in m.items()}
+  policy = eval_runner.Policy("training", r.model_cfg, params, r.tokenizer, layout=r.layout)
+  records, _ = eval_runner.evaluate_dataset(policy, r.eval_examples, eval_settings(r.config),
+                                            eval_runner.InlineVerifier(r.check), label="eval",
+                                            progress=False)
+  return eval_metrics(records)
 
 
 # --------------------------------------------------------------------------- the run
