@@ -24,6 +24,13 @@ import dataclasses
 import jax.numpy as jnp
 
 
+# Per-layer rematerialisation, cheapest compute first: "none" stores every layer's forward
+# values; "dots" stores the outputs of the weight matmuls (projections, MLP) and recomputes the
+# rest (norms, RoPE, attention scores, activations); "full" stores only each layer's input and
+# recomputes the whole layer in the backward (a second forward, ~25% of an update).
+REMAT_POLICIES = ("none", "dots", "full")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Static description of a decoder; hashable so it can be a jit static argument."""
@@ -46,7 +53,16 @@ class ModelConfig:
   max_seq_len: int = 8192
   dtype: str = "float32"           # compute dtype; fp32 on CPU (bf16 matvecs are slow on XLA:CPU).
   param_dtype: str = "float32"
-  remat: bool = False              # rematerialise each layer in the backward pass.
+  remat: bool | str = False        # per-layer remat policy: False / "none", "dots" (keep the
+                                   #   matmul outputs, recompute the rest) or True / "full"
+
+  @property
+  def remat_policy(self) -> str:
+    """"none", "dots" or "full" (`remat` also accepts the booleans False / True)."""
+    policy = {False: "none", True: "full"}.get(self.remat, self.remat)
+    if policy not in REMAT_POLICIES:
+      raise ValueError(f"remat {self.remat!r}; valid choices: {', '.join(REMAT_POLICIES)}")
+    return policy
 
   @property
   def compute_dtype(self):

@@ -60,8 +60,7 @@ def completion_hidden_shared(cfg: ModelConfig, params: dict, prompt_tokens_ps: j
                                   mask_btl)
     return (x_psd, x_btd), None
 
-  if cfg.remat:
-    body = jax.checkpoint(body, prevent_cse=False)
+  body = transformer.remat_layer(cfg, body)
   embed = transformer._embed  # pylint: disable=protected-access
   (x_psd, x_btd), _ = jax.lax.scan(
       body, (embed(cfg, params, prompt_tokens_ps), embed(cfg, params, tokens_bt)),

@@ -172,6 +172,20 @@ def _steer(x_bsd, layer_index, steering):
   return x_bsd + add_bsd.astype(x_bsd.dtype)
 
 
+def remat_layer(cfg: ModelConfig, body):
+  """`body` (one scanned layer) under the config's remat policy (`config.REMAT_POLICIES`).
+
+  prevent_cse=False: inside a scan the rematerialised layer cannot be merged with the forward.
+  """
+  policy = cfg.remat_policy
+  if policy == "none":
+    return body
+  if policy == "dots":
+    return jax.checkpoint(body, prevent_cse=False,
+                          policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+  return jax.checkpoint(body, prevent_cse=False)
+
+
 def positions_from_mask(mask_bs: jax.Array) -> jax.Array:
   """Left-padded rows: the first real token gets position 0; pads get 0 too (they are masked)."""
   return jnp.maximum(jnp.cumsum(mask_bs.astype(jnp.int32), axis=-1) - 1, 0)
@@ -210,8 +224,7 @@ def forward(cfg: ModelConfig, params: dict, tokens_bs: jax.Array, *,
     x_bsd = _steer(x_bsd, i, steering)
     return x_bsd, (x_bsd if hidden_layers else None, kv if return_kv else None)
 
-  if cfg.remat:
-    body = jax.checkpoint(body, prevent_cse=False)
+  body = remat_layer(cfg, body)
   x_bsd = _embed(cfg, params, tokens_bs)
   x_bsd, (hidden_lbsd, kv) = jax.lax.scan(
       body, x_bsd, (params["layers"], jnp.arange(cfg.n_layers)))
