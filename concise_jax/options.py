@@ -71,6 +71,13 @@ def section_config(section: str) -> ml_collections.ConfigDict:
       for name in registry.names()})
 
 
+def defaults(section: str) -> dict[str, dict]:
+  """{variant: {option: default}} of `section`, read from the signatures (a view, for callers
+  that bind a variant's defaults by hand, e.g. tests)."""
+  return {name: {k: o.default for k, o in component_options(section, name).items()}
+          for name in SECTIONS[section].names()}
+
+
 def section_keys(config: ml_collections.ConfigDict, section: str) -> list[str]:
   """Section-wide keys (`name`, `kl.coef`, ...): every key that is not a variant's options."""
   registry = SECTIONS[section]

@@ -13,6 +13,17 @@ import ml_collections
 from concise_jax import options, sharding
 
 
+# {variant: {option: default}} per section, derived from the signatures (not a second
+# definition): for tests and scripts that bind a variant's defaults by hand.
+REWARD_DEFAULTS = options.defaults("reward")
+ADVANTAGE_DEFAULTS = options.defaults("advantage")
+FILTER_DEFAULTS = options.defaults("filter")
+POLICY_LOSS_DEFAULTS = options.defaults("loss")
+AGGREGATION_DEFAULTS = options.defaults("aggregation")
+KL_DEFAULTS = options.defaults("kl")
+BUDGET_DEFAULTS = options.defaults("budget")
+
+
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   """"model=tiny,runlocal" → {model: "tiny", runlocal: True}; bare words are True flags.
 
