@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from concise_jax import known_names, options, testing, types
+from concise_jax.models import init_params, tiny as tiny_model
 from concise_jax.train import loop, step
 from concise_jax.train.state import init_train_state
 from configs import common, grpo
@@ -241,7 +242,8 @@ def test_constant_schedule_ignores_the_run_length():
 @pytest.fixture(scope="module")
 def tiny():
   config = _config()
-  model_cfg, params, _ = loop.load_model(config)
+  model_cfg = tiny_model.tiny_config(remat=config.model.remat)
+  params = jax.eval_shape(lambda k: init_params(model_cfg, k), jax.random.PRNGKey(0))  # lower only
   b, t, s = 16, 8, 4
   rollout = testing.make_rollout([1, 0] * (b // 2), [t, t // 2] * (b // 2), max_len=t,
                                  group_size=config.rollout.group_size,
