@@ -212,6 +212,18 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return out
 
 
+def resolve_dict(config: dict) -> dict:
+  """`resolve` for a config read back as a plain dict (a checkpoint's or config.json): a run
+  saved before pruning compares with a pruned one on its selected options only."""
+  out = dict(config)
+  for section, registry in SECTIONS.items():
+    if isinstance(out.get(section), dict):
+      selected = out[section].get("name")
+      out[section] = {k: v for k, v in out[section].items()
+                      if k not in registry or k == selected}
+  return out
+
+
 def count_leaves(tree) -> int:
   """Leaf keys of a nested dict (the size of a config.json)."""
   if isinstance(tree, (dict, ml_collections.ConfigDict)):

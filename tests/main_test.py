@@ -60,6 +60,8 @@ def test_pruned_config_compares_equal_with_itself_on_resume():
   saved = json.loads(config.to_json())
   assert checkpoint.config_changes(saved, json.loads(options.resolve(config).to_json())) == []
   assert options.count_leaves(saved) < 80
+  unpruned = json.loads(grpo_lambda.get_config("model=tiny,runlocal").to_json())
+  assert checkpoint.config_changes(options.resolve_dict(unpruned), saved) == []
 
 
 @pytest.mark.parametrize("flag, message", [
