@@ -1,4 +1,4 @@
-r"""Entry point: flags → validated config → `train.run(config, workdir)`.
+r"""Entry point: flags → validated config, pruned to its components → `train.run(config, workdir)`.
 
   python -m concise_jax.main --config=configs/grpo_lambda.py --config.optim.lr=2e-6 \
       --workdir=runs/x
@@ -6,7 +6,8 @@ r"""Entry point: flags → validated config → `train.run(config, workdir)`.
 
 An unknown override key, registry name, component option, model, task or LoRA target, or an
 ill-typed option, fails before the workdir is created, naming the problem and the valid
-choices; training imports (jax compiles, model loaders, data pipeline) come after that. Re-running with the same workdir resumes.
+choices; training imports (jax compiles, model loaders, data pipeline) come after that.
+Re-running with the same workdir resumes.
 """
 import importlib.util
 import sys

@@ -152,12 +152,12 @@ def test_override_errors_name_key_type_and_value():
 
 
 def test_config_check_does_not_import_the_training_stack():
-  code = ("import sys; import concise_jax.config_check, configs.common; "
-          f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)); "
-          "print('concise_jax.eval' in sys.modules)")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       timeout=120).stdout.split("\n")
-  heavy, via_eval = eval(out[0]), out[1] == "True"  # pylint: disable=eval-used
+  code = ("import json, sys; import concise_jax.config_check, configs.common; "
+          f"print(json.dumps([sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules), "
+          "'concise_jax.eval' in sys.modules]))")
+  heavy, via_eval = json.loads(subprocess.run(
+      [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+      timeout=120).stdout)
   assert "concise_jax.train" not in heavy
   if via_eval:
     pytest.xfail("rewards/reflection.py still imports concise_jax.eval (being removed)")
