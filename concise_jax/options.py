@@ -13,7 +13,9 @@ selected option's type (a config built in Python can bypass the placeholder).
 
 Imports only the component packages (pure jnp) and the registry: no model, sampler or data.
 """
+import ast
 import copy
+import types
 import typing
 
 import ml_collections
@@ -78,12 +80,6 @@ def defaults(section: str) -> dict[str, dict]:
           for name in SECTIONS[section].names()}
 
 
-def section_keys(config: ml_collections.ConfigDict, section: str) -> list[str]:
-  """Section-wide keys (`name`, `kl.coef`, ...): every key that is not a variant's options."""
-  registry = SECTIONS[section]
-  return [k for k in config[section].keys() if k not in registry]
-
-
 # --------------------------------------------------------------------------- types
 
 def _type_name(option: Option) -> str:
@@ -95,7 +91,7 @@ def _type_name(option: Option) -> str:
 def _is_instance(value, annotation) -> bool:
   """`value` fits `annotation` (int, float | None, tuple[float, ...], str, bool)."""
   origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-  if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+  if origin in (typing.Union, types.UnionType):
     return any(_is_instance(value, a) for a in args)
   if annotation is type(None):
     return value is None
@@ -175,7 +171,6 @@ _UNPARSABLE = object()
 
 def _parse(text: str, option: Option):
   """The flag text as a value of the option's type (None and tuples as Python literals)."""
-  import ast  # pylint: disable=import-outside-toplevel
   if text == "None" and option.optional:
     return None
   base = option.base_type

@@ -2,6 +2,7 @@
 keyed by exactly the options it reads."""
 import copy
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -156,8 +157,8 @@ def test_config_check_does_not_import_the_training_stack():
           f"print(json.dumps([sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules), "
           "'concise_jax.eval' in sys.modules]))")
   heavy, via_eval = json.loads(subprocess.run(
-      [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-      timeout=120).stdout)
+      [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+      cwd=pathlib.Path(__file__).resolve().parent.parent).stdout)
   assert "concise_jax.train" not in heavy
   if via_eval:
     pytest.xfail("rewards/reflection.py still imports concise_jax.eval (being removed)")
