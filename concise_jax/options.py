@@ -84,12 +84,15 @@ def defaults(section: str) -> dict[str, dict]:
 
 def _type_name(option: Option) -> str:
   base = option.base_type
-  name = getattr(base, "__name__", str(base)) if typing.get_origin(base) is None else str(base)
+  if typing.get_origin(base) is typing.Literal:
+    name = "one of " + ", ".join(repr(a) for a in typing.get_args(base))
+  else:
+    name = getattr(base, "__name__", str(base)) if typing.get_origin(base) is None else str(base)
   return f"{name} or None" if option.optional else name
 
 
 def _is_instance(value, annotation) -> bool:
-  """`value` fits `annotation` (int, float | None, tuple[float, ...], str, bool)."""
+  """`value` fits `annotation` (int, float | None, tuple[float, ...], str, bool, Literal)."""
   origin, args = typing.get_origin(annotation), typing.get_args(annotation)
   if origin in (typing.Union, types.UnionType):
     return any(_is_instance(value, a) for a in args)
@@ -97,6 +100,8 @@ def _is_instance(value, annotation) -> bool:
     return value is None
   if annotation is typing.Any:
     return True
+  if origin is typing.Literal:                  # a fixed set of values: `mode: Literal[...]`
+    return value in args
   if origin in (tuple, list):
     if not isinstance(value, (tuple, list)):
       return False
@@ -174,7 +179,8 @@ def _parse(text: str, option: Option):
   if text == "None" and option.optional:
     return None
   base = option.base_type
-  if base is str:
+  if base is str or (typing.get_origin(base) is typing.Literal
+                     and all(isinstance(a, str) for a in typing.get_args(base))):
     return text
   try:
     value = ast.literal_eval(text)

@@ -5,6 +5,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from concise_jax import known_names, options, testing, types
+from concise_jax.registry import Registry
 from concise_jax.models import init_params, tiny as tiny_model
 from concise_jax.train import loop, step
 from concise_jax.train.state import init_train_state
@@ -110,6 +112,20 @@ def test_sections_are_typed_from_the_annotations():
       config.reward.dler.max_len = bad
   config.reward.da_dler.thresholds = (0.3, 0.6)                            # tuples stay settable
   assert options.errors(config) == []
+
+
+def test_literal_options_accept_only_their_values():
+  registry = Registry("test component")
+
+  @registry.register("mode_demo")
+  def mode_demo(x, *, mode: typing.Literal["min", "mean"] = "min", cap: int | None = None):
+    return x, mode, cap
+
+  option = registry.component("mode_demo").options["mode"]
+  assert options._is_instance("mean", option.type)         # pylint: disable=protected-access
+  assert not options._is_instance("max", option.type)      # pylint: disable=protected-access
+  assert options._type_name(option) == "one of 'min', 'mean'"  # pylint: disable=protected-access
+  assert options._parse("mean", option) == "mean"          # pylint: disable=protected-access
 
 
 def test_budget_options_are_the_schedule_and_update_union():
