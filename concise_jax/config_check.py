@@ -1,29 +1,20 @@
-"""Launch-time config checks: every name against its registry, every override against the keys.
+"""Launch-time config checks: every name against its registry, every option against its type.
 
 `main.py` runs these before the workdir exists, so a typo costs a one-line error naming the
-bad key or name and the valid choices, not a half-written run directory. Validation always
-reads the registries themselves (never a hand-written list of allowed names).
+bad key or name and the valid choices, not a half-written run directory. Validation reads the
+component registries themselves (never a hand-written list of their names) and imports
+nothing heavier than them: names owned by the model loaders, the data pipeline and the
+trainer come from `known_names`, so a bad flag is reported before jax compiles anything.
 """
 import pathlib
 from collections.abc import Sequence
 
 import ml_collections
 
-from concise_jax import advantages, budgets, data, filters, losses, rewards
-from concise_jax.models import loading
-from concise_jax.registry import Registry
-from concise_jax.train import lora, optim
+from concise_jax import known_names, options
 
-# config.<section>.name → the registry it must name; config.<section>.<name> holds its kwargs.
-NAMED_SECTIONS: dict[str, Registry] = {
-    "reward": rewards.REWARDS,
-    "advantage": advantages.ADVANTAGES,
-    "filter": filters.GROUP_FILTERS,
-    "loss": losses.POLICY_LOSSES,
-    "aggregation": losses.AGGREGATIONS,
-    "kl": losses.KL_ESTIMATORS,
-    "budget": budgets.BUDGET_SCHEDULES,
-}
+# config.<section>.name → the registry it must name; config.<section>.<name> holds its options.
+NAMED_SECTIONS = options.SECTIONS
 
 
 def _registry_errors(config) -> list[str]:
@@ -34,38 +25,51 @@ def _registry_errors(config) -> list[str]:
       errors.append(f"config.{section}.name: unknown {registry.kind} {name!r}; valid choices: "
                     f"{', '.join(registry.names())}")
     elif name not in config[section]:
-      errors.append(f"config.{section}.{name}: missing kwargs sub-dict (add it to the defaults "
-                    "table in configs/common.py)")
-  if config.optim.schedule not in optim.SCHEDULES:
+      errors.append(f"config.{section}.{name}: missing options sub-dict (build the section "
+                    "with options.section_config)")
+  if config.optim.schedule not in known_names.LR_SCHEDULES:
     errors.append(f"config.optim.schedule: unknown lr schedule {config.optim.schedule!r}; "
-                  f"valid choices: {', '.join(optim.SCHEDULES.names())}")
+                  f"valid choices: {', '.join(known_names.LR_SCHEDULES)}")
   return errors
 
 
 def _model_errors(config) -> list[str]:
   errors = []
-  name = config.model.name
-  if name != "tiny" and name not in loading.KNOWN_MODELS and not pathlib.Path(name).exists():
-    errors.append(f"config.model.name: unknown model {name!r} (not an existing path); valid "
-                  f"choices: {', '.join(['tiny', *sorted(loading.KNOWN_MODELS)])}")
+  models = (known_names.TEST_MODEL, *known_names.MODELS)
+  for key in ("model.name", "teacher.model"):
+    name = _get(config, key)
+    if key == "teacher.model" and name in ("", "init", _MISSING):
+      continue
+    if name not in models and not pathlib.Path(name).exists():
+      errors.append(f"config.{key}: unknown model {name!r} (not an existing path); valid "
+                    f"choices: {', '.join([known_names.TEST_MODEL, *sorted(known_names.MODELS)])}")
   if config.model.lora.rank > 0:
-    try:
-      lora.parse_targets(config.model.lora.targets)
-    except ValueError as e:
-      errors.append(f"config.model.lora.targets: {e}")
+    targets = config.model.lora.targets
+    names = [n for n in (n.strip() for n in targets.split(",")) if n]
+    unknown = [n for n in names if n not in known_names.LORA_TARGETS]
+    if unknown or not names:
+      errors.append(f"config.model.lora.targets: unknown LoRA target(s) {unknown or names!r}; "
+                    f"valid choices: {', '.join(sorted(known_names.LORA_TARGETS))}")
   return errors
 
 
 def _data_errors(config) -> list[str]:
-  kind, sep, target = config.data.dataset.partition(":")
-  kinds = data.sources.dataset_kinds()
-  if not sep or kind not in kinds:
-    return [f"config.data.dataset: {config.data.dataset!r} must be 'kind:name_or_path' with "
-            f"kind one of: {', '.join(kinds)}"]
-  if kind == "task" and target not in data.TASKS:
-    return [f"config.data.dataset: unknown task {target!r}; valid choices: "
-            f"{', '.join(data.TASKS.names())}"]
-  return []
+  errors = []
+  for key in ("data.dataset", "data.eval_dataset"):
+    spec = _get(config, key)
+    if spec is _MISSING or (key == "data.eval_dataset" and not spec):
+      continue
+    kind, sep, target = spec.partition(":")
+    kinds = known_names.DATASET_KINDS
+    if not sep or kind not in kinds:
+      errors.append(f"config.{key}: {spec!r} must be 'kind:name_or_path' with kind one of: "
+                    f"{', '.join(kinds)}")
+      continue
+    task = target.partition("?")[0]     # task:<name>?difficulty=... carries generator options
+    if kind == "task" and task not in known_names.TASKS:
+      errors.append(f"config.{key}: unknown task {task!r}; valid choices: "
+                    f"{', '.join(known_names.TASKS)}")
+  return errors
 
 
 def _shape_errors(config) -> list[str]:
@@ -182,20 +186,6 @@ def _range_errors(config) -> list[str]:
   return errors
 
 
-def _placeholder_errors(config) -> list[str]:
-  """Options whose default is None accept any type; they all take a number (or None)."""
-  errors = []
-  for section in NAMED_SECTIONS:
-    for variant, kwargs in config[section].items():
-      if not isinstance(kwargs, ml_collections.ConfigDict):
-        continue
-      for key, value in kwargs.items():
-        if (kwargs.get_ref(key).get_type() is object and value is not None
-            and not _is_number(value, _NUM)):
-          errors.append(f"config.{section}.{variant}.{key}={value!r}: must be a number or None")
-  return errors
-
-
 def _relation_errors(config) -> list[str]:
   """Options that are fine alone but not together."""
   errors = []
@@ -218,12 +208,39 @@ def _relation_errors(config) -> list[str]:
         _is_number(v, _NUM) and isinstance(cap, int) and v > cap for v in values):
       errors.append(f"config.budget.{config.budget.name}.{key}={value!r}: token budgets must be "
                     f"<= rollout.max_new_tokens={cap} (values <= 1 are fractions of it)")
+  return errors + _requirement_errors(config)
+
+
+# Components that read something only another section provides: (section, names, requirement).
+TEACHER_LOSSES = ("kdrl", "dph_rl")           # log-probs of a frozen teacher (or pi_0)
+BUDGET_STATING_REWARDS = ("l1_exact", "l1_max")   # the budget n stated in the prompt (L1)
+# (dotted tuple option, dotted tuple it must be one longer than): tiers and their values.
+TIER_LENGTHS = (("reward.da_dler.caps", "reward.da_dler.thresholds"),
+                ("reward.arlcp.reflection_weights", "reward.arlcp.count_thresholds"))
+
+
+def _requirement_errors(config) -> list[str]:
+  """Cross-section requirements, checked here so they fail before the workdir exists."""
+  errors = []
+  loss, reward = config.loss.name, config.reward.name
+  if loss in TEACHER_LOSSES and not _get(config, "teacher.model"):
+    errors.append(f"config.loss.name={loss!r} needs config.teacher.model (\"init\" = the initial "
+                  "policy, or a model sharing the student's tokenizer)")
+  template = _get(config, "budget.prompt_template")
+  if reward in BUDGET_STATING_REWARDS and (not isinstance(template, str) or "{n}" not in template):
+    errors.append(f"config.reward.name={reward!r} needs config.budget.prompt_template stating the "
+                  "budget with {n} (e.g. \"Think for {n} tokens.\")")
+  for longer, shorter in TIER_LENGTHS:
+    a, b = _get(config, longer), _get(config, shorter)
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) != len(b) + 1:
+      errors.append(f"config.{longer}={a!r}: needs len(config.{shorter}) + 1 = {len(b) + 1} "
+                    "entries (one per tier)")
   return errors
 
 
 def validate(config: ml_collections.ConfigDict) -> list[str]:
   """All problems found in `config` (empty when it can launch)."""
-  errors = _range_errors(config) + _placeholder_errors(config)
+  errors = _range_errors(config) + options.errors(config)
   if errors:   # the checks below do arithmetic on these values
     return errors
   return (_registry_errors(config) + _model_errors(config) + _data_errors(config)
@@ -249,8 +266,17 @@ def unknown_override(config: ml_collections.ConfigDict, dotted: str) -> str | No
 
 def override_keys(argv: Sequence[str], flag: str = "config") -> list[str]:
   """Dotted keys of `--config.a.b=v` / `--config.a.b v` overrides in a command line."""
-  keys = []
-  for arg in argv:
+  return [key for key, _ in overrides(argv, flag)]
+
+
+def overrides(argv: Sequence[str], flag: str = "config") -> list[tuple[str, str | None]]:
+  """(dotted key, value text) of each `--config.a.b=v` / `--config.a.b v` override (None: no
+  value follows)."""
+  out = []
+  for i, arg in enumerate(argv):
     if arg.startswith(f"--{flag}."):
-      keys.append(arg[len(flag) + 3:].split("=", 1)[0])
-  return keys
+      key, sep, text = arg[len(flag) + 3:].partition("=")
+      if not sep:
+        text = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
+      out.append((key, text))
+  return out

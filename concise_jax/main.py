@@ -1,11 +1,13 @@
-r"""Entry point: flags → validated config → `train.run(config, workdir)`.
+r"""Entry point: flags → validated config, pruned to its components → `train.run(config, workdir)`.
 
   python -m concise_jax.main --config=configs/grpo_lambda.py --config.optim.lr=2e-6 \
       --workdir=runs/x
   python -m concise_jax.main --config=configs/grpo_lambda.py:model=tiny,runlocal --workdir=/tmp/x
 
-An unknown override key, registry name, model, task or LoRA target fails before the workdir is
-created, naming the problem and the valid choices. Re-running with the same workdir resumes.
+An unknown override key, registry name, component option, model, task or LoRA target, or an
+ill-typed option, fails before the workdir is created, naming the problem and the valid
+choices; training imports (jax compiles, model loaders, data pipeline) come after that.
+Re-running with the same workdir resumes.
 """
 import importlib.util
 import sys
@@ -13,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from concise_jax import config_check, distributed
+from concise_jax import config_check, distributed, options
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/*.py[:arg]); override with --config.a.b=v.",
@@ -32,7 +34,8 @@ def _config_file(argv: list[str]) -> str | None:
 
 
 def _explain_bad_override(argv: list[str]) -> str | None:
-  """Loads the config file alone and names the first override key it does not have."""
+  """Loads the config file alone and names the first override key it does not have, or the
+  first component option whose value is not of the option's type."""
   path = _config_file(argv)
   if path is None:
     return None
@@ -44,8 +47,9 @@ def _explain_bad_override(argv: list[str]) -> str | None:
     config = module.get_config(arg) if arg else module.get_config()
   except Exception:  # pylint: disable=broad-except  # the flag parser's own error is clearer
     return None
-  for key in config_check.override_keys(argv):
-    problem = config_check.unknown_override(config, key)
+  for key, text in config_check.overrides(argv):
+    problem = config_check.unknown_override(config, key) or (
+        None if text is None else options.override_error(config, key, text))
     if problem:
       return problem
   return None
@@ -62,18 +66,25 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def launch(config, workdir: str):
-  """Validates `config`, then trains in `workdir` (the trainer takes the workdir lock and
-  writes `config.json` once the data and any checkpoint have loaded).
+  """Validates `config`, keeps only the selected components' options (`options.resolve`),
+  then trains in `workdir` (the trainer takes the workdir lock and writes that pruned config
+  as `config.json` once the data and any checkpoint have loaded).
 
   Raises:
-    ValueError: the config names something that does not exist or is out of range (nothing
-      is written).
+    ValueError: the config names something that does not exist, is ill-typed or out of range
+      (nothing is written).
   """
+  config = resolve(config)
+  from concise_jax import train  # pylint: disable=import-outside-toplevel  # after validation
+  return train.run(config, workdir)
+
+
+def resolve(config):
+  """The validated, pruned run config; ValueError listing every problem otherwise."""
   errors = config_check.validate(config)
   if errors:
     raise ValueError("invalid config:\n  " + "\n  ".join(errors))
-  from concise_jax import train  # pylint: disable=import-outside-toplevel  # after validation
-  return train.run(config, workdir)
+  return options.resolve(config)
 
 
 # One line and a distinct exit code for each way a run cannot start or stops early.
@@ -82,6 +93,11 @@ EXIT_HALTED, EXIT_INVALID, EXIT_BUSY = 1, 2, 3
 
 def _launch_or_exit(config, workdir: str):
   """`launch`, with start-up refusals as one line on stderr and their exit code."""
+  try:
+    config = resolve(config)
+  except ValueError as e:      # before importing the trainer: a bad flag is reported at once
+    sys.stderr.write(f"error: {e}\n")
+    sys.exit(EXIT_INVALID)
   from concise_jax.train import checkpoint, workdir_lock  # pylint: disable=import-outside-toplevel
   try:
     return launch(config, workdir)

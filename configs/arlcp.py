@@ -1,4 +1,4 @@
-r"""ARLCP (ICLR 2026, OpenReview aRzEtK9Ite; rewards.md §8): reflection + length penalties.
+r"""ARLCP (ICLR 2026, OpenReview aRzEtK9Ite): reflection + length penalties.
 
 Correct answers lose up to 0.2 for reflecting ("wait", "hmm", "but", ...) and for length, both
 relative to the other correct answers to the same prompt; the split between the two terms

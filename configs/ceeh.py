@@ -1,4 +1,4 @@
-r"""CEEH — "Compress the Easy, Explore the Hard" (Luo et al., arXiv:2602.22642; rewards.md §4).
+r"""CEEH — "Compress the Easy, Explore the Hard" (Luo et al., arXiv:2602.22642).
 
 Correct answers are rewarded for beating a per-prompt, slowly-updated shortest correct length;
 prompts whose group accuracy is at or below the dataset's mean accuracy EMA ("hard") get an

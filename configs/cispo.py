@@ -1,4 +1,4 @@
-r"""CISPO (MiniMax, "MiniMax-M1", arXiv:2506.13585; objectives.md §5a).
+r"""CISPO (MiniMax, "MiniMax-M1", arXiv:2506.13585).
 
 REINFORCE with a clipped, stop-gradient importance weight: every token keeps its gradient
 (PPO would zero rare "fork" tokens outside the band). GRPO advantages, token-level loss, no

@@ -1,4 +1,4 @@
-r"""Difficulty-Aware DLER (arXiv:2510.15110 §4; rewards.md §2 "DA-DLER") on DLER's optimiser.
+r"""Difficulty-Aware DLER (arXiv:2510.15110 §4) on DLER's optimiser.
 
 Groups answered correctly at least half of the time (easy prompts) are held to half the
 length cap; harder groups keep the full rollout cap. The paper's caps are {2000, 4000} under a

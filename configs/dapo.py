@@ -1,4 +1,4 @@
-r"""DAPO (Yu et al., arXiv:2503.14476; objectives.md §3): GRPO with four long-CoT fixes.
+r"""DAPO (Yu et al., arXiv:2503.14476): GRPO with four long-CoT fixes.
 
 Clip-higher (ε_low 0.2, ε_high 0.28), dynamic sampling (drop groups whose raw correctness does
 not vary, refill the batch), token-level loss (`token_mean`), and the soft overlong reward

@@ -1,4 +1,4 @@
-r"""DECS — decoupled token rewards against redundant reasoning (arXiv:2509.25827; rewards.md §7).
+r"""DECS — decoupled token rewards against redundant reasoning (arXiv:2509.25827).
 
 Tokens after the first chunk (line) that already states the correct answer are redundant and
 get the bonus β shrunk by the relative length; the redundancy judge is pluggable

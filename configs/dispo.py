@@ -1,4 +1,4 @@
-r"""DISPO (Karaman et al., arXiv:2602.00983; objectives.md §5b): CISPO-style REINFORCE with four
+r"""DISPO (Karaman et al., arXiv:2602.00983): CISPO-style REINFORCE with four
 importance-weight bounds, separate for correct and incorrect responses and for up/down moves.
 
 The form and all four defaults are inferred (not found): tokens whose ratio leaves their band

@@ -1,4 +1,4 @@
-r"""DLER (Liu et al., "DLER: Doing Length pEnalty Right", arXiv:2510.15110; rewards.md §2).
+r"""DLER (Liu et al., "DLER: Doing Length pEnalty Right", arXiv:2510.15110).
 
 Truncation is the whole length penalty: a response cut off at the rollout cap scores 0, any
 other scores its correctness. What makes it work is the optimiser: clip-higher (0.2 / 0.28)

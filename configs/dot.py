@@ -1,4 +1,4 @@
-r"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969; rewards.md §5).
+r"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969).
 
 No length penalty: inside all-correct groups the answers longer than ⌊mean + 3·std⌋ by at least
 32 tokens are cut there (the cut tokens leave the loss) and the cut text is re-verified on the

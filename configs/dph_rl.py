@@ -1,4 +1,4 @@
-r"""DPH-RL (Li et al., "The Choice of Divergence", arXiv:2509.07430; objectives.md §9b).
+r"""DPH-RL (Li et al., "The Choice of Divergence", arXiv:2509.07430).
 
 Rehearsal against diversity collapse: groups the policy already solves (pass rate ≥ 1.0) train
 only on a mass-covering divergence to the initial policy π_0 (forward KL; `js` also available),

@@ -1,4 +1,4 @@
-r"""Dr. GRPO (Liu et al., "Understanding R1-Zero-Like Training", arXiv:2503.20783; objectives.md §2).
+r"""Dr. GRPO (Liu et al., "Understanding R1-Zero-Like Training", arXiv:2503.20783).
 
 GRPO without its two length/difficulty biases: no std in the advantage and a constant loss
 normaliser L_max instead of 1/|o_i|, and no KL. The divisor is the oat / TRL form

@@ -1,4 +1,4 @@
-r"""DRPO (Li, Chen, Lin, Yang, arXiv:2510.04474; rewards.md §3): decoupled positive weights.
+r"""DRPO (Li, Chen, Lin, Yang, arXiv:2510.04474): decoupled positive weights.
 
 Correct answers are re-weighted toward short ones only among themselves (softmax of
 (1 − L/L_pad)/λ), wrong answers are pushed down by a log-sum-exp term; groups without both get

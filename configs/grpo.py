@@ -1,4 +1,4 @@
-r"""GRPO (Shao et al., DeepSeekMath, arXiv:2402.03300; objectives.md §1) with a 0/1 reward.
+r"""GRPO (Shao et al., DeepSeekMath, arXiv:2402.03300) with a 0/1 reward.
 
 The length-agnostic baseline the concise-reasoning methods are compared against: group
 mean/std advantages, PPO clip 0.2/0.2, token-mean aggregation (verl's default; the paper's

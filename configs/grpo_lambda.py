@@ -1,8 +1,9 @@
-r"""GRPO-λ (Dai, Liu, Si, arXiv:2505.18086; rewards.md §1): length penalty only in safe groups.
+r"""GRPO-λ (Dai, Liu, Si, arXiv:2505.18086): length penalty only in safe groups.
 
 Same optimisation as `configs/grpo.py`; only the reward changes. The top-λ share of groups by
 correctness ratio get the Kimi k1.5 length reward, the rest the plain 0/1 reward. λ and the
-length weight are not given in the paper (our defaults: 0.5 and 0.4, see configs/common.py).
+length weight are not given in the paper (our defaults: 0.5 and 0.4, in
+`rewards.grpo_lambda`'s signature).
 
   python -m concise_jax.main --config=configs/grpo_lambda.py --config.optim.lr=2e-6 --workdir=runs/x
 

@@ -1,4 +1,4 @@
-r"""GSPO (Zheng et al., "Group Sequence Policy Optimization", arXiv:2507.18071; objectives.md §4a).
+r"""GSPO (Zheng et al., "Group Sequence Policy Optimization", arXiv:2507.18071).
 
 One length-normalised, clipped importance ratio per sequence (token form of verl), GRPO
 advantages, sequence-mean aggregation, no KL. The ratio only differs from 1 off-policy, so the

@@ -1,4 +1,4 @@
-r"""GTPO (Simoni et al., arXiv:2508.03772; objectives.md §6a): conflict-token and entropy control.
+r"""GTPO (Simoni et al., arXiv:2508.03772): conflict-token and entropy control.
 
 REINFORCE (ratio ≡ 1) on a token advantage: GRPO's A_i, zeroed for completions whose mean
 entropy exceeds 0.7 and otherwise reduced by 0.1·entropy; tokens of the shared prefix/suffix of

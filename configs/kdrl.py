@@ -1,4 +1,4 @@
-r"""KDRL (Xu et al., arXiv:2506.02208; objectives.md §9a): GRPO + reverse KL to a teacher.
+r"""KDRL (Xu et al., arXiv:2506.02208): GRPO + reverse KL to a teacher.
 
 On-policy distillation and RL in one loss: PPO clip with token-level normalisation plus
 β·k2(logp − teacher_logp) on the student's own samples, dropped on responses that are already

@@ -1,4 +1,4 @@
-r"""Kimi k1.5 length reward (Kimi Team, arXiv:2501.12599 §2.3.3; rewards.md §14) on GRPO.
+r"""Kimi k1.5 length reward (Kimi Team, arXiv:2501.12599 §2.3.3) on GRPO.
 
 Every group gets the group min-max length term: correct answers +0.4·(0.5 − normalised length),
 wrong answers only its negative part, on a base of +1 / −0.5 (Laser's defaults). Same

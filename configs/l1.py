@@ -1,4 +1,4 @@
-r"""L1 / LCPO (Aggarwal & Welleck, arXiv:2503.04697; rewards.md §15a): obey a stated budget.
+r"""L1 / LCPO (Aggarwal & Welleck, arXiv:2503.04697): obey a stated budget.
 
 Every training prompt states a budget n drawn uniformly per prompt and step ("Think for {n}
 tokens."), and the reward is L1-Exact: I(correct) − alpha·|n − L|. The decode cap stays the

@@ -1,4 +1,4 @@
-r"""LASER — step length reward (Liu et al., arXiv:2505.15612; rewards.md §9).
+r"""LASER — step length reward (Liu et al., arXiv:2505.15612).
 
 r = C + 0.5·I(correct)·I(L ≤ L_T), C = +1 / −0.5 / −1 (correct / wrong / no answer). The paper
 uses L_T ∈ {2048, 4096, 8192} with a 16384 cap; we keep the same ratio L_T = cap / 4 of our

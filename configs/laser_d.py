@@ -1,4 +1,4 @@
-r"""LASER-D — difficulty-aware dynamic targets (Liu et al., arXiv:2505.15612; rewards.md §9).
+r"""LASER-D — difficulty-aware dynamic targets (Liu et al., arXiv:2505.15612).
 
 As LASER, but the target is per accuracy band of the group (low / medium / high), and the three
 targets are re-estimated every `monitor_freq` steps from extra rollouts on a fixed monitor set

@@ -1,5 +1,4 @@
-r"""LUSPO (Liu et al., "Length-Unbiased Sequence Policy Optimization", arXiv:2602.05261;
-objectives.md §4b).
+r"""LUSPO (Liu et al., "Length-Unbiased Sequence Policy Optimization", arXiv:2602.05261).
 
 GSPO with each sequence's term weighted by its length |y_i|, so a token's gradient no longer
 shrinks with the response length (no length collapse). With the GSPO token-form loss this is

@@ -1,9 +1,10 @@
-r"""PALU (Gao et al., arXiv:2510.10168; rewards.md §13): per-question budgets from quantiles.
+r"""PALU (Gao et al., arXiv:2510.10168): per-question budgets from quantiles.
 
 Each prompt keeps its own decode budget L[n]: when its group reaches the target accuracy the
 budget shrinks to a quantile of its correct lengths, otherwise it relaxes to the rollout cap
 (the Lagrange multiplier truncated to its two extremes). The quantile, target and relaxation
-rule are not found (our choices in configs/common.py BUDGET_DEFAULTS).
+rule are not found (our choices: the defaults of
+PALU's update in `budgets.per_prompt`).
 
   python -m concise_jax.main --config=configs/palu.py --workdir=runs/palu
 

@@ -1,10 +1,10 @@
-r"""PEAR — Phase Entropy Aware Reward (Huang, Lu, Zhang, arXiv:2510.08026; rewards.md §11).
+r"""PEAR — Phase Entropy Aware Reward (Huang, Lu, Zhang, arXiv:2510.08026).
 
 r = I(correct) − min(max(0, H_think − α·H_answer), 0.5) for correct answers, with the phase
 means of the sampling policy's token entropy (the sampler returns it when this reward is
 configured). Thinking phase: before </think>, or before the final-answer line for models
 without tags (inferred). The paper's α, weight and whether wrong answers are penalised were not
-found; see configs/common.py. GRPO otherwise.
+found; see `rewards.pear`'s defaults. GRPO otherwise.
 
   python -m concise_jax.main --config=configs/pear.py:model=tiny,runlocal --workdir=runs/x
 

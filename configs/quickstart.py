@@ -1,7 +1,7 @@
 r"""The README main job: SmolLM2-135M-Instruct learns to answer single-digit additions concisely.
 
 The base model, asked to "Think step by step.", writes ~90-token derivations that derail after a
-correct first step; told to be brief it is right far more often in ~10 tokens (baselines.md).
+correct first step; told to be brief it is right far more often in ~10 tokens (measured).
 So a length-aware reward should raise accuracy AND cut tokens, which is what this run shows in
 ~20 minutes on a 2-core CPU: GRPO-λ (Kimi length term in the most accurate half of the groups),
 LoRA adapters (the backward skips the base weights' gradients), no KL term (LoRA already keeps

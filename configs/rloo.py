@@ -1,5 +1,5 @@
 r"""RLOO (Ahmadian et al., "Back to Basics: Revisiting REINFORCE Style Optimization",
-arXiv:2402.14740; objectives.md §1 table).
+arXiv:2402.14740).
 
 GRPO's optimiser with the leave-one-out baseline A_i = R_i − mean_{j≠i} R_j (no std) instead of
 the group mean/std; everything else as configs/grpo.py (PPO clip 0.2, token mean, k3 KL loss),

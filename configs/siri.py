@@ -1,9 +1,9 @@
-r"""SIRI (Wen et al., arXiv:2509.25176; rewards.md §12): interleaved compression and expansion.
+r"""SIRI (Wen et al., arXiv:2509.25176): interleaved compression and expansion.
 
 The decode cap oscillates on a cosine between a low and a high cap; the reward is 1 only for a
 correct answer within the current cap (a cut answer scores 0). GRPO with DAPO's clip-higher and
-no KL (sourced, model card). Caps, period and phase are not found (our choices in
-configs/common.py BUDGET_DEFAULTS).
+no KL (sourced, model card). Caps, period and phase are not found (our choices: the defaults
+of `budgets.schedules.siri`).
 
   python -m concise_jax.main --config=configs/siri.py --workdir=runs/siri
 

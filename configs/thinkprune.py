@@ -1,4 +1,4 @@
-r"""ThinkPrune (arXiv:2504.01296, id unverified; rewards.md §15b): caps lowered round by round.
+r"""ThinkPrune (arXiv:2504.01296, id unverified): caps lowered round by round.
 
 GRPO with the 0/1 reward under a hard decode cap that drops each round (paper: 4000 → 3000 →
 2000 tokens, each round a fresh run from the last checkpoint; here one run, `steps_per_round`

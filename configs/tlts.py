@@ -1,9 +1,10 @@
-r"""Train Long, Think Short (Hammoud et al., arXiv:2508.08940; rewards.md §10).
+r"""Train Long, Think Short (Hammoud et al., arXiv:2508.08940).
 
 GRPO whose decode cap decays during training (budget schedule `tlts`): the model first finds
 strategies under a generous budget, then compresses them. A cut-off answer has no final answer,
 so the 0/1 reward already punishes running over. The paper's length term, reward weights, gamma,
-period and final budget are not found (see configs/common.py BUDGET_DEFAULTS for our choices).
+period and final budget are not found (our choices: the defaults of
+`budgets.schedules.tlts`).
 
   python -m concise_jax.main --config=configs/tlts.py --workdir=runs/tlts
 

@@ -1,4 +1,5 @@
 """Range, type and relation checks: each error names the key, the bad value and the valid range."""
+import ml_collections
 import pytest
 
 from concise_jax import config_check
@@ -34,7 +35,6 @@ def _config(**overrides):
     ("train__on_bad_ckpt", "ignore",
      "config.train.on_bad_ckpt='ignore': valid choices: fallback, stop"),
     ("data__bad_rows", "skip", "config.data.bad_rows='skip': valid choices: error, drop"),
-    ("reward__dler__max_len", "abc", "config.reward.dler.max_len='abc': must be a number or None"),
 ])
 def test_out_of_range_value_is_named_with_its_range(key, value, expected):
   assert config_check.validate(_config(**{key: value})) == [expected]
@@ -60,5 +60,36 @@ def test_group_free_advantage_accepts_one_sample_per_prompt():
 
 def test_token_budget_above_the_decode_cap_is_rejected():
   errors = config_check.validate(_config(budget__name="tlts", budget__tlts__start=64))
-  assert errors == ["config.budget.tlts.start=64: token budgets must be <= "
+  assert errors == ["config.budget.tlts.start=64.0: token budgets must be <= "
                     "rollout.max_new_tokens=16 (values <= 1 are fractions of it)"]
+
+
+def test_ill_typed_option_is_refused_on_assignment_and_in_validation():
+  config = _config()
+  with pytest.raises(TypeError, match="cannot be casted to type <class 'int'>"):
+    config.reward.dler.max_len = "abc"
+  config.reward.dler = ml_collections.ConfigDict({"max_len": "abc"})   # bypasses the type
+  config.loss.ppo_clip = ml_collections.ConfigDict({"eps_low": "x", "eps_hi": 0.2})
+  assert config_check.validate(config) == [
+      "config.reward.dler.max_len='abc': must be int or None",
+      "config.loss.ppo_clip.eps_hi: unknown option of policy loss 'ppo_clip'; valid options: "
+      "eps_low, eps_high, dual_clip_c, log_ratio_clamp",
+      "config.loss.ppo_clip.eps_low='x': must be float"]
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"loss__name": "kdrl", "teacher__model": ""},
+     "config.loss.name='kdrl' needs config.teacher.model"),
+    ({"loss__name": "dph_rl", "teacher__model": ""},
+     "config.loss.name='dph_rl' needs config.teacher.model"),
+    ({"reward__name": "l1_exact"},
+     "config.reward.name='l1_exact' needs config.budget.prompt_template stating the budget"),
+    ({"reward__da_dler__caps": (4, 2, 1)},
+     "config.reward.da_dler.caps=(4, 2, 1): needs len(config.reward.da_dler.thresholds) + 1 = 2"),
+    ({"teacher__model": "gpt-5", "loss__name": "kdrl"}, "config.teacher.model: unknown model"),
+    ({"data__dataset": "task:countdown?difficulty=2", "data__eval_dataset": "task:nope"},
+     "config.data.eval_dataset: unknown task 'nope'"),
+])
+def test_cross_section_requirements_fail_before_launch(overrides, expected):
+  errors = config_check.validate(_config(**overrides))
+  assert len(errors) == 1 and errors[0].startswith(expected), errors

@@ -3,7 +3,7 @@ import pathlib
 
 import pytest
 
-from concise_jax import config_check
+from concise_jax import config_check, options
 from configs import common
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -27,13 +27,16 @@ def test_expected_config_files_exist():
   assert {"grpo", "grpo_lambda", "kimi"} <= set(CONFIG_FILES)
 
 
-def test_base_config_has_every_registered_variant_with_its_defaults():
+def test_base_config_has_every_registered_variant_with_its_signature_defaults():
   config = common.base_config()
   for section, registry in config_check.NAMED_SECTIONS.items():
-    table = common.SECTION_TABLES[section]
     for name in registry.names():
-      assert dict(config[section][name]) == table[name], (section, name)
+      defaults = {k: o.default for k, o in options.component_options(section, name).items()}
+      assert dict(config[section][name]) == defaults, (section, name)
     assert config[section].name in registry
+  assert dict(config.reward.dler) == {"max_len": None}
+  assert config.reward.dler.get_ref("max_len").get_type() is int
+  assert dict(config.budget.palu) == {"target_accuracy": 0.5, "quantile": 0.5, "min_budget": 8}
 
 
 def test_experiments_differ_only_in_the_reward():

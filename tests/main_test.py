@@ -1,11 +1,13 @@
 """The entry point: bad keys and names fail before the workdir exists; good configs train."""
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from concise_jax import main
+from concise_jax import main, options
+from concise_jax.train import checkpoint
 from configs import grpo_lambda
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,17 +37,47 @@ def test_unknown_method_name_fails_before_the_workdir_exists(tmp_path):
   assert not workdir.exists()
 
 
-def test_launch_validates_then_trains_writing_nothing_itself(tmp_path, monkeypatch):
-  """`launch` = validate + `train.run` (stubbed: the trainer writes config.json only after
-  its data and checkpoint loaded, see fault_injection_test)."""
+def test_launch_validates_prunes_then_trains_writing_nothing_itself(tmp_path, monkeypatch):
+  """`launch` = validate + prune to the selected components + `train.run` (stubbed: the
+  trainer writes config.json only after its data and checkpoint loaded, see
+  fault_injection_test)."""
   config = grpo_lambda.get_config("model=tiny,runlocal")
   config.optim.lr = 2e-6
   seen = {}
   from concise_jax import train  # pylint: disable=import-outside-toplevel
   monkeypatch.setattr(train, "run", lambda c, w: seen.setdefault("args", (c, w)))
   main.launch(config, str(tmp_path / "run"))
-  assert seen["args"] == (config, str(tmp_path / "run"))
-  assert not (tmp_path / "run").exists()
+  run_config, workdir = seen["args"]
+  assert workdir == str(tmp_path / "run") and not (tmp_path / "run").exists()
+  assert run_config == options.resolve(config) and run_config.optim.lr == 2e-6
+  assert sorted(run_config.reward.keys()) == ["grpo_lambda", "name"]
+  assert sorted(run_config.loss.keys()) == ["entropy_coef", "mask_truncated", "name", "ppo_clip"]
+  assert "dler" in config.reward           # the caller's config is not changed
+
+
+def test_pruned_config_compares_equal_with_itself_on_resume():
+  config = options.resolve(grpo_lambda.get_config("model=tiny,runlocal"))
+  saved = json.loads(config.to_json())
+  assert checkpoint.config_changes(saved, json.loads(options.resolve(config).to_json())) == []
+  assert options.count_leaves(saved) < 80
+  unpruned = json.loads(grpo_lambda.get_config("model=tiny,runlocal").to_json())
+  assert checkpoint.config_changes(options.resolve_dict(unpruned), saved) == []
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config.reward.dler.max_len=abc", "error: config.reward.dler.max_len='abc': must be int "
+                                         "or None"),
+    ("--config.reward.name=nope", "config.reward.name: unknown reward 'nope'; valid choices: "
+                                  "arlcp, ceeh, correctness,"),
+    ("--config.loss.ppo_clip.eps_low=wide", "error: config.loss.ppo_clip.eps_low='wide': must "
+                                            "be float"),
+])
+def test_bad_option_fails_fast_naming_key_type_and_value(tmp_path, flag, message):
+  workdir = tmp_path / "run"
+  proc = _cli("--config=configs/grpo.py:model=tiny,runlocal", flag, f"--workdir={workdir}")
+  assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+  assert not workdir.exists()
+  assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow

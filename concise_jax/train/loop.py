@@ -169,42 +169,36 @@ class Functions:
   batch_sh: Any             # the update batch's rows over the batch axes
 
 
-# Config parts the update does not read: changing them must not recompile it.
-_NOT_IN_UPDATE = ("reward", "filter", "budget", "data", "eval", "verify")
-_NOT_IN_UPDATE_TRAIN = ("ckpt_every", "keep_ckpts", "keep_every", "on_bad_ckpt", "log_every")
-_UPDATES: dict[str, tuple] = {}
+# Compiled updates, keyed by `_update_key`: tests and notebooks call `run` many times, and
+# the update's compile dominates.
+_UPDATES: dict[tuple, tuple] = {}
 
 
-def _opt_steps(config) -> int:
-  return config.train.steps * config.train.ppo_epochs * config.optim.num_minibatches
-
-
-def _update_key(config, model_cfg, trainable_axes) -> str:
-  d = json.loads(config.to_json())
-  for section in _NOT_IN_UPDATE:
-    d.pop(section, None)
-  for key in _NOT_IN_UPDATE_TRAIN:
-    d["train"].pop(key, None)
-  return json.dumps([d, repr(model_cfg), repr(trainable_axes)], sort_keys=True)
+def _update_key(spec: step.UpdateSpec, model_cfg, trainable_axes, frozen: dict, mesh,
+                rules: tuple, teacher_model: str) -> tuple:
+  """What the compiled update depends on: its spec (every option it reads), the model, the
+  trainable tree's axes, the frozen trees it takes, the mesh and the sharding rules. The
+  teacher's name decides its model config (a separate input of the build)."""
+  return (spec, model_cfg, repr(trainable_axes), tuple(sorted(frozen)), mesh, rules,
+          teacher_model if spec.teacher else "")
 
 
 def _build_update(config, model_cfg, trainable, frozen, trainable_axes, mesh) -> tuple:
-  """(jitted update, tx, state shardings, frozen shardings), memoised per update-relevant
-  config: tests and notebooks call `run` many times, and the update's compile dominates."""
-  key = _update_key(config, model_cfg, trainable_axes)
+  """(jitted update, tx, state shardings, frozen shardings), memoised per `_update_key`."""
+  spec = step.UpdateSpec.from_config(config)
+  rules = tuple(config.mesh.rules)
+  key = _update_key(spec, model_cfg, trainable_axes, frozen, mesh, rules, config.teacher.model)
   if key not in _UPDATES:
-    rules = tuple(config.mesh.rules)
-    tx, schedule = optim.make_optimizer(config.optim, _opt_steps(config))
+    tx, schedule = spec.optimizer()
     abstract = jax.eval_shape(lambda p: init_train_state(
         p, tx, num_prompts=1, rng=jax.random.PRNGKey(0)), trainable)
     state_sh = state_shardings(abstract, tx, trainable_axes, mesh, rules)
-    teacher_cfg = (load_teacher(config, model_cfg, {})[0] if config.teacher.model
-                   else None)
+    teacher_cfg = (load_teacher(config, model_cfg, {})[0] if spec.teacher else None)
     frozen_axes = {k: models.param_axes(teacher_cfg if k == "teacher" else model_cfg)
                    for k in frozen}
     frozen_sh = {k: sharding.tree_shardings(mesh, frozen_axes[k], rules, frozen[k])
                  for k in frozen}
-    update = step.make_update_step(config, model_cfg, tx, schedule, teacher_cfg=teacher_cfg,
+    update = step.make_update_step(spec, model_cfg, tx, schedule, teacher_cfg=teacher_cfg,
                                    layout=sharding.Layout.of(mesh, rules))
     _UPDATES[key] = (step.jit_update_step(update, state_sh, frozen_sh, mesh, rules), tx,
                      state_sh, frozen_sh)

@@ -17,6 +17,7 @@ aggregation needs no special case here (a test checks linearity for every regist
 """
 import dataclasses
 import functools
+import types as types_
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ from concise_jax import filters, losses, sharding, types
 from concise_jax.advantages import ADVANTAGES
 from concise_jax.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
 from concise_jax.models.config import ModelConfig
-from concise_jax.train import logprobs, lora
+from concise_jax.train import logprobs, lora, optim
 from concise_jax.train.state import TrainState
 
 
@@ -68,12 +69,90 @@ class Policy:
 
 
 def policy_from_config(config) -> Policy:
-  return Policy(lora_rank=config.model.lora.rank, lora_alpha=config.model.lora.alpha)
+  rank = config.model.lora.rank
+  # Without adapters alpha is never read: keep it out of the policy (and the update's key).
+  return Policy(lora_rank=rank, lora_alpha=float(config.model.lora.alpha) if rank > 0 else 0.0)
 
 
 def logp_temperature(config) -> float:
   """The temperature the sampler used (greedy counts as 1): log-probs are taken under it."""
   return config.rollout.temperature if config.rollout.temperature > 0 else 1.0
+
+
+# Learning-rate schedules whose values do not depend on the run's length: the total number of
+# optimizer steps stays out of their update's spec, so a longer run reuses the program.
+SCHEDULES_WITHOUT_TOTAL = ("constant",)
+OPTIM_KEYS = ("lr", "schedule", "warmup_steps", "b1", "b2", "eps", "weight_decay", "clip_norm")
+
+
+def _options(node) -> tuple[tuple[str, Any], ...]:
+  """A component's options as sorted (key, value) pairs (tuples stay tuples: hashable)."""
+  return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in dict(node).items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateSpec:
+  """Everything the compiled update reads from the run config, and nothing else.
+
+  Hashable: with the model config, the trainable axes and the mesh it keys the compiled
+  program, so a run that differs only in what the update does not read (reward, filter,
+  budget, data, eval, checkpointing, seed) reuses it, and any option the update does read
+  cannot silently reuse a stale one. `make_update_step` reads only this.
+  """
+  group_size: int
+  advantage: tuple[str, tuple]          # (name, options)
+  loss: tuple[str, tuple]
+  aggregation: tuple[str, tuple]
+  kl: tuple[str, tuple] | None          # None when kl_coef == 0: no reference forward
+  kl_coef: float
+  entropy_coef: float
+  mask_truncated: bool
+  ppo_epochs: int
+  num_minibatches: int
+  micro_batch: int
+  logp_chunk: int
+  recompute_old_logp: bool              # False for steered rollouts: keep the sampler's
+  logp_temperature: float
+  policy: Policy
+  teacher: bool                         # frozen["teacher"] log-probs (KDRL, DPH-RL)
+  optim: tuple[tuple[str, Any], ...]    # OPTIM_KEYS
+  total_opt_steps: int                  # 0 for schedules that ignore it
+
+  @classmethod
+  def from_config(cls, config) -> "UpdateSpec":
+    def selected(section):
+      node = config[section]
+      return node.name, _options(node[node.name])
+    kl_coef = float(config.kl.coef)
+    steered = config.rollout.get("steering") is not None and bool(config.rollout.steering.path)
+    ppo_epochs, num_minibatches = config.train.ppo_epochs, config.optim.num_minibatches
+    schedule = config.optim.schedule
+    return cls(
+        group_size=config.rollout.group_size,
+        advantage=selected("advantage"), loss=selected("loss"),
+        aggregation=selected("aggregation"),
+        kl=selected("kl") if kl_coef != 0.0 else None, kl_coef=kl_coef,
+        entropy_coef=float(config.loss.entropy_coef),
+        mask_truncated=bool(config.loss.mask_truncated),
+        ppo_epochs=ppo_epochs, num_minibatches=num_minibatches,
+        micro_batch=config.optim.micro_batch, logp_chunk=config.train.logp_chunk,
+        # Steered rollouts (ASC) come from pi_steered, not from the params: recomputing old
+        # log-probs (or taking the training forward's own, ratio 1) would treat them as
+        # on-policy. Keep the sampler's, so the clipped ratio is pi_theta / pi_steered.
+        recompute_old_logp=bool(config.train.recompute_old_logp) and not steered,
+        logp_temperature=float(logp_temperature(config)),
+        policy=policy_from_config(config), teacher=bool(config.teacher.model),
+        optim=tuple((k, config.optim[k]) for k in OPTIM_KEYS),
+        total_opt_steps=(0 if schedule in SCHEDULES_WITHOUT_TOTAL
+                         else config.train.steps * ppo_epochs * num_minibatches))
+
+  @property
+  def opt_steps_per_update(self) -> int:
+    return self.ppo_epochs * self.num_minibatches
+
+  def optimizer(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(optimizer, its lr schedule) from the spec's optimizer options."""
+    return optim.make_optimizer(types_.SimpleNamespace(**dict(self.optim)), self.total_opt_steps)
 
 
 def aggregation_weights(aggregate: Callable, mask_bt: jax.Array) -> jax.Array:
@@ -138,56 +217,50 @@ def _rows_per_chunk(rows: int, wanted: int) -> int:
   return rows if wanted <= 0 or wanted >= rows else wanted
 
 
-def make_update_step(config, model_cfg: ModelConfig, tx: optax.GradientTransformation,
+def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.GradientTransformation,
                      schedule: optax.Schedule | None = None,
                      teacher_cfg: ModelConfig | None = None,
                      layout: sharding.Layout | None = None) -> Callable:
-  """Builds the pure update from the config; wrap it with `jit_update_step`.
+  """Builds the pure update from its spec; wrap it with `jit_update_step`.
 
-  Variants are looked up in the registries and their kwargs bound here, once, outside jit.
+  Variants are looked up in the registries and their options bound here, once, outside jit.
 
   Args:
-    config: the full run config (rollout, advantage, loss, aggregation, kl, optim, train).
+    spec: what the update reads (`UpdateSpec.from_config(config)`; a config is converted).
     model_cfg: the model's static config (remat decides backward memory).
-    tx: the optimizer (`optim.make_optimizer`).
+    tx: the optimizer (`spec.optimizer()`).
     schedule: its learning-rate schedule, only for the "optim/lr" metric.
-    teacher_cfg: the teacher's static config when `config.teacher.model` is set (None: the
-      student's); its params are `frozen["teacher"]`.
+    teacher_cfg: the teacher's static config when `spec.teacher` (None: the student's); its
+      params are `frozen["teacher"]`.
     layout: the training mesh; minibatches and micro-batches are pinned to it so every device
       computes its own rows of each (None: no constraints, one device).
 
   Returns:
     `update(state: TrainState, frozen: dict, batch: UpdateBatch) -> (TrainState, metrics)`.
   """
-  group_size = config.rollout.group_size
-  policy = policy_from_config(config)
-  advantage_fn = functools.partial(ADVANTAGES.get(config.advantage.name), group_size=group_size,
-                                   **config.advantage[config.advantage.name])
-  aggregate = functools.partial(AGGREGATIONS.get(config.aggregation.name),
-                                **config.aggregation[config.aggregation.name])
-  kl_coef = float(config.kl.coef)
-  kl_fn = functools.partial(KL_ESTIMATORS.get(config.kl.name), **config.kl[config.kl.name])
+  if not isinstance(spec, UpdateSpec):
+    spec = UpdateSpec.from_config(spec)
+  group_size = spec.group_size
+  policy = spec.policy
+  bind = lambda registry, name_options, **static: functools.partial(
+      registry.get(name_options[0]), **static, **dict(name_options[1]))
+  advantage_fn = bind(ADVANTAGES, spec.advantage, group_size=group_size)
+  aggregate = bind(AGGREGATIONS, spec.aggregation)
+  kl_coef = spec.kl_coef
   loss_kwargs = dict(
-      policy_loss=functools.partial(POLICY_LOSSES.get(config.loss.name), group_size=group_size,
-                                    **config.loss[config.loss.name]),
-      kl_estimator=kl_fn if kl_coef != 0.0 else None,
-      kl_coef=kl_coef, entropy_coef=float(config.loss.entropy_coef))
-  logp_fn = functools.partial(_sequence_logp, model_cfg, temperature=logp_temperature(config),
-                              chunk=config.train.logp_chunk)
+      policy_loss=bind(POLICY_LOSSES, spec.loss, group_size=group_size),
+      kl_estimator=bind(KL_ESTIMATORS, spec.kl) if spec.kl is not None else None,
+      kl_coef=kl_coef, entropy_coef=spec.entropy_coef)
+  logp_fn = functools.partial(_sequence_logp, model_cfg, temperature=spec.logp_temperature,
+                              chunk=spec.logp_chunk)
   # KDRL / DPH-RL: log-probs of the sampled tokens under a frozen teacher (or pi_0), once.
-  teacher_on = bool(config.teacher.model)
+  teacher_on = spec.teacher
   teacher_logp_fn = functools.partial(_sequence_logp, teacher_cfg or model_cfg,
-                                      temperature=logp_temperature(config),
-                                      chunk=config.train.logp_chunk)
-  mask_truncated = bool(config.loss.mask_truncated)
-  ppo_epochs, num_minibatches = config.train.ppo_epochs, config.optim.num_minibatches
-  micro_rows, recompute_old = config.optim.micro_batch, config.train.recompute_old_logp
-  # Steered rollouts (ASC) come from pi_steered, not from the params: recomputing old log-probs
-  # (or taking the training forward's own, ratio 1) would treat them as on-policy. Keep the
-  # sampler's log-probs, so the clipped ratio is pi_theta / pi_steered.
-  if config.rollout.get("steering") is not None and config.rollout.steering.path:
-    recompute_old = False
-  opt_steps_per_update = ppo_epochs * num_minibatches
+                                      temperature=spec.logp_temperature, chunk=spec.logp_chunk)
+  mask_truncated = spec.mask_truncated
+  ppo_epochs, num_minibatches = spec.ppo_epochs, spec.num_minibatches
+  micro_rows, recompute_old = spec.micro_batch, spec.recompute_old_logp
+  opt_steps_per_update = spec.opt_steps_per_update
   # One optimizer step per rollout is on-policy: the old policy IS the current params, so the
   # old log-probs are the training forward's own values (ratio exactly 1) and the separate
   # no-gradient pass over the batch is skipped — a quarter of the update's FLOPs.
