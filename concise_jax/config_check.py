@@ -130,6 +130,8 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
     ("train.keep_ckpts", _INT, 1, None, True, True),
     ("train.keep_every", _INT, 0, None, True, True),           # 0 = off
     ("train.log_every", _INT, 1, None, True, True),
+    ("train.weight_merge.top_fraction", _NUM, 0, 1, True, True),   # 0 = off
+    ("train.weight_merge.scale", _NUM, 0, None, True, True),
     ("eval.every", _INT, 0, None, True, True),                 # 0 = never
     ("eval.num_prompts", _INT, 1, None, True, True),
     ("eval.temperature", _NUM, 0, None, True, True),

@@ -24,11 +24,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from concise_jax import budgets, data, distributed, filters, models, rewards, sharding, types
+from concise_jax import budgets, data, distributed, filters, models, options, rewards, sharding, types
 from concise_jax.eval import metrics as eval_metrics_lib
 from concise_jax.eval import runner as eval_runner
 from concise_jax.models import tiny
-from concise_jax.train import checkpoint, lora, metrics as metrics_lib, optim, rollout_step, step
+from concise_jax.train import checkpoint, lora, metrics as metrics_lib, rollout_step, step
 from concise_jax.train import host_features
 from concise_jax.train import preemption, run_files, weight_merge, workdir_lock
 from concise_jax.train.state import TrainState, init_train_state, state_shardings
@@ -506,6 +506,7 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
     workdir_lock.WorkdirBusy: another live trainer holds `workdir`.
     checkpoint.CheckpointError: no usable checkpoint (damaged, or not this run's shapes).
   """
+  config = options.resolve(config)   # the selected components' options only (idempotent)
   notes = []
   with workdir_lock.hold(workdir, report=notes.append), preemption.Watch() as watch:
     return _run(config, workdir, stop_at_step, watch, notes)
@@ -524,7 +525,8 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
   if restored is not None:
     state, meta = restored
     r.iterator.set_state(meta["data"])
-    changed = checkpoint.config_changes(meta["config"], json.loads(config.to_json()))
+    changed = checkpoint.config_changes(options.resolve_dict(meta["config"]),
+                                        json.loads(config.to_json()))
     notes.append(f"resumed from step {int(state.step)}"
                  + (f"; config differs from the checkpoint's in: {', '.join(changed)}"
                     if changed else ""))
