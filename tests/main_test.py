@@ -59,8 +59,8 @@ def test_pruned_config_compares_equal_with_itself_on_resume():
   config = options.resolve(grpo_lambda.get_config("model=tiny,runlocal"))
   saved = json.loads(config.to_json())
   assert checkpoint.config_changes(saved, json.loads(options.resolve(config).to_json())) == []
-  assert options.count_leaves(saved) < 80
   unpruned = json.loads(grpo_lambda.get_config("model=tiny,runlocal").to_json())
+  assert options.count_leaves(saved) < options.count_leaves(unpruned) / 3
   assert checkpoint.config_changes(options.resolve_dict(unpruned), saved) == []
 
 
