@@ -159,6 +159,11 @@ REWARD_DEFAULTS = {
     "l1_exact": {                    # L1-Exact (rewards.md §15a)
         "alpha": 0.0003,             # per token of |n - L| (code default, for n up to 4000)
     },
+    "efficient_reasoning": {         # Arora & Zanette arXiv:2502.04463 (until A's sections)
+        "alpha": 0.1,                # length discount of a correct answer
+        "std_ddof": 0,               # population std of the correct lengths (inferred)
+        "eps": 1e-6,                 # added to that std
+    },
     "l1_max": {                      # L1-Max (rewards.md §15a)
         "form": "paper",             # paper: c*clip(a(n-L)+delta,0,1); code: additive|multiplier
         "alpha": 0.01,               # slope (paper form 0.01; the code's variants use 0.0003)

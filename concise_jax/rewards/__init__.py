@@ -13,5 +13,6 @@ from concise_jax.rewards import dot  # noqa: F401  (registers)
 from concise_jax.rewards import laser  # noqa: F401  (registers)
 from concise_jax.rewards import pear  # noqa: F401  (registers)
 from concise_jax.rewards import l1  # noqa: F401  (registers)
+from concise_jax.rewards import efficient  # noqa: F401  (registers)
 
 __all__ = ["REWARDS"]
