@@ -54,7 +54,8 @@ def _selected(config) -> list[tuple[Component, dict]]:
   return out
 
 
-def _init(component: Component, opts: dict, num_prompts: int) -> Any:
+def init_state(component: Component, num_prompts: int, **opts) -> Any:
+  """`component`'s fresh state (its `init` with its defaults and `opts`), `()` if stateless."""
   if component.init is None:
     return ()
   return component.init(num_prompts, **{**_defaults(component), **opts})
@@ -69,8 +70,8 @@ def init_states(config, num_prompts: int) -> ComponentStates:
   reward = rewards.REWARDS.component(config.reward.name)
   budget = budgets.BUDGET_SCHEDULES.component(config.budget.name)
   return ComponentStates(step=jnp.zeros((), jnp.int32),
-                         reward=_init(reward, options(config, "reward"), num_prompts),
-                         budget=_init(budget, options(config, "budget"), num_prompts))
+                         reward=init_state(reward, num_prompts, **options(config, "reward")),
+                         budget=init_state(budget, num_prompts, **options(config, "budget")))
 
 
 def bind(component: Component, opts: dict, **static) -> Callable:

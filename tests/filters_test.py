@@ -12,7 +12,7 @@ from concise_jax.filters import GROUP_FILTERS
 from concise_jax.rewards import REWARDS
 from configs import common
 
-STATE = types.init_reward_state(num_prompts=64)
+STATE = ()   # stateless rewards
 
 
 @functools.cache

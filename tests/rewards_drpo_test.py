@@ -9,7 +9,7 @@ from concise_jax import advantages, losses, testing, types
 from concise_jax.rewards import REWARDS
 from configs import common
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = ()   # stateless rewards
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from concise_jax import testing, types
 from concise_jax.rewards import REWARDS
 from configs import common
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = ()   # stateless rewards
 COS_02PI = 0.80901699                                     # cos(0.2π)
 
 
