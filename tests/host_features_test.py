@@ -139,8 +139,8 @@ def test_laser_de_and_pear_features():
                               RecordingCheck())(batch, [], [], [])
   np.testing.assert_array_equal(out.features["repetitive"], [True, False])
   out = hf.make_host_features(_config("pear"), TOK, RecordingCheck())(batch, [], [], [])
-  np.testing.assert_array_equal(out.features["think_mask"][0], [1] * 12 + [0] * 4)   # no marker
-  np.testing.assert_array_equal(out.features["think_mask"][1], [1] * 7 + [0] * 9)    # answer at char 7
+  np.testing.assert_array_equal(out.features["think_mask"][0], [1] * 12 + [0] * 4)  # no marker
+  np.testing.assert_array_equal(out.features["think_mask"][1], [1] * 7 + [0] * 9)  # answer: char 7
 
 
 def test_dot_features_cut_and_recheck():

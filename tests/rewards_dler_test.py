@@ -1,4 +1,4 @@
-"""DLER and DA-DLER rewards: hand-computed values and edge cases (rewards.md §2)."""
+"""DLER and DA-DLER rewards: hand-computed values and edge cases (arXiv:2510.15110)."""
 import functools
 
 import jax

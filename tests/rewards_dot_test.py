@@ -78,8 +78,9 @@ def test_reward_uses_recheck_only_on_cut_rows():
 
 def test_pass_rate_ring_buffer_wraps():
   state = dot.init_pass_rates(2, pass_rate_window=2)
-  same = testing.make_rollout([1, 1, 1, 1], [2, 2, 2, 2], features={"cut_length": np.full(4, 2, np.int32),
-                                                            "cut_correct": np.ones(4, bool)})
+  same = testing.make_rollout([1, 1, 1, 1], [2, 2, 2, 2],
+                              features={"cut_length": np.full(4, 2, np.int32),
+                                        "cut_correct": np.ones(4, bool)})
   mixed = same.replace(correct_b=np.asarray([1, 0, 1, 1], bool))
   fn = _dot(2)
   for batch in (mixed, same, mixed):      # pass rates 0.5, 0, 0.5 into a window of 2

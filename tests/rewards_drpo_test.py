@@ -71,7 +71,7 @@ def test_drpo_truncated_answers_weigh_least():
 
 
 def _drpo_objective(logp_bt, batch, group_size, lam, tau, pad):
-  """(1/Q) Σ_q J_q straight from rewards.md §3 (invalid groups contribute 0, still in Q)."""
+  """(1/Q) Σ_q J_q straight from DRPO, arXiv:2510.04474 (invalid groups add 0, still in Q)."""
   s_pg = types.to_groups((logp_bt * batch.mask_bt).sum(1) / batch.mask_bt.sum(1), group_size)
   c_pg = types.to_groups(batch.correct_b, group_size)
   ell_pg = types.to_groups(batch.length_b.astype(jnp.float32), group_size) / pad

@@ -21,7 +21,8 @@ def _jitted(group_size, overrides=()):
 
 
 def _rewards(correct, length, counts, group_size, **overrides):
-  batch = testing.make_rollout(correct, length, features={"reflection_count": np.asarray(counts, np.int32)})
+  batch = testing.make_rollout(correct, length,
+                               features={"reflection_count": np.asarray(counts, np.int32)})
   out, _, _ = _jitted(group_size, tuple(sorted(overrides.items())))(batch, STATE)
   return np.asarray(out.rewards_b)
 

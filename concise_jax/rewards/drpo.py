@@ -64,7 +64,8 @@ def drpo(batch: types.Rollout, state: tuple, *, group_size: int,
   Inferred / approximated: the negatives' softmax uses the SAMPLING policy's log-probs
   (`old_logp_bt`, i.e. at the rollout temperature, while the update differentiates the
   untempered policy), exact for the first (on-policy) minibatch of the one PPO epoch DRPO runs
-  at temperature 1 and stale after; only the wrong answers' relative weights are affected; L_pad = the padded response width (inferred), i.e. the
+  at temperature 1 and stale after; only the wrong answers' relative weights are affected;
+  L_pad = the padded response width (inferred), i.e. the
   rollout cap when `max_len` is None; DRPO's KL hinge term β·max(KL − δ, 0) cannot be expressed
   as a reward and is left to the PPO clip; empty rows do not count in the divisor B'.
 

@@ -61,7 +61,8 @@ def cosine_length(batch: types.Rollout, state: tuple, *, group_size: int,
   `exceed_reward` (r_exceed) whatever its correctness. Defaults are the paper's (2, 1, −10, 0,
   −10; the authors' launch script `section_4.2__..._cosine_repetition_penalty.sh`); the paper's
   optional n-gram repetition penalty is left out (LASER-DE's "repetitive" host need
-  could carry it). Correct never scores below wrong at equal length while correct_long ≥ wrong_long and
+  could carry it). Correct never scores below wrong at equal length while
+  correct_long ≥ wrong_long and
   correct_short ≥ wrong_short.
 
   Args:

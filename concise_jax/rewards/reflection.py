@@ -12,8 +12,9 @@ from concise_jax import types
 from concise_jax.rewards.base import REWARDS
 
 # ARLCP's keyword set K (official code, `count_keywords_counter`), matched case-insensitively as
-# whole words by the host provider. Broader than eval.metrics.REFLECTION_PHRASES: it includes "but", "however",
-# "check", "oh", which also occur outside reflection; the method's weights were tuned with it.
+# whole words by the host provider (`train.host_features.count_reflections`). Broader than
+# eval.metrics.REFLECTION_PHRASES: it includes "but", "however", "check", "oh", which also occur
+# outside reflection; the method's weights were tuned with it.
 ARLCP_KEYWORDS = ("wait", "alternatively", "hold on", "another thought", "verify",
                   "think again", "but", "however", "alternative", "check", "double-check",
                   "oh", "hmm")

@@ -72,7 +72,8 @@ def answer_phase_start(text: str) -> int:
   the last line holding an explicit final answer (\\boxed{}, `Answer:`, `####`); len(text) if
   neither (all thinking, H_answer = 0: PEAR's missing-tag rule).
 
-  Inferred: the split for models without <think> tags (PEAR, arXiv:2510.08026, only defines the tag).
+  Inferred: the split for models without <think> tags (PEAR, arXiv:2510.08026, only defines
+  the tag).
   """
   if THINK_END in text:
     return text.index(THINK_END)
