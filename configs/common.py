@@ -102,6 +102,7 @@ REWARD_DEFAULTS = {
         "min_relative_margin": 16,   # floor of a relative margin, in tokens
         "correct_reward": 1.0,       # reward when the (cut) answer verifies
         "wrong_reward": 0.0,         # reward otherwise
+        "pass_rate_window": 16,      # W: batch pass rates kept (the reward's state)
     },
     "laser": {                       # rewards.md §9, Laser code defaults
         "target_length": 4096,       # L_T in tokens (paper: 2048 / 4096 / 8192)

@@ -28,7 +28,7 @@ def _advantage(name, rewards, group_size, length=None, **overrides):
 def _jitted(name, group_size, overrides):
   """Cached so tests with equal shapes share one compilation."""
   return jax.jit(functools.partial(ADVANTAGES.get(name), group_size=group_size,
-                                   **{**common.ADVANTAGE_DEFAULTS[name], **dict(overrides)}))
+                                   **dict(overrides)))
 
 
 def test_defaults_table_has_exactly_the_registered_names():

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import budgets, components, rewards, testing, types
+from concise_jax import budgets, components, rewards, testing
 from concise_jax.train import loop, rollout_step
-from configs import common, palu
+from configs import palu
 from tests import resume_test
 
 CAP = 128
@@ -19,7 +19,7 @@ EMPTY = jnp.full((5,), -1, jnp.int32)
 
 def _budget(name, step, budget_n=EMPTY, **kwargs):
   fn = budgets.BUDGET_SCHEDULES.get(name)
-  table = {**common.BUDGET_DEFAULTS[name], **kwargs}
+  table = kwargs
   return np.asarray(jax.jit(functools.partial(fn, max_new_tokens=CAP, **table))(
       step, budget_n, IDX))
 
@@ -73,8 +73,7 @@ def _rollout(correct_b, length_b, prompt_index_b):
 def _update(name):
   """The per-prompt schedule's own update (its `init` carries it), with the config's options."""
   component = budgets.BUDGET_SCHEDULES.component(name)
-  return functools.partial(component.init.update, group_size=4, max_new_tokens=CAP,
-                           **common.BUDGET_DEFAULTS[name])
+  return functools.partial(component.init.update, group_size=4, max_new_tokens=CAP)
 
 
 def test_per_prompt_schedules_own_a_table_of_unseen_prompts():
@@ -108,7 +107,7 @@ def test_da_dler_caps_send_easy_prompts_to_the_small_cap_next_time():
 def _l1(name, budget_b, length_b, correct_b, **kwargs):
   batch = testing.make_rollout(correct_b, length_b, max_len=CAP,
                                budget_b=np.asarray(budget_b, np.int32))
-  table = {**common.REWARD_DEFAULTS[name], **kwargs}
+  table = kwargs
   out, _, metrics = rewards.REWARDS.get(name)(batch, (), group_size=1,
                                               **table)
   return np.asarray(out.rewards_b), metrics

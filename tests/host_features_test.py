@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import components, models, rollout, testing, types
+from concise_jax import components, models, rollout, testing
 from concise_jax.models import tiny
-from concise_jax.rewards import dot, laser
+from concise_jax.rewards import REWARDS, dot, laser
 from concise_jax.train import host_features as hf
 from configs import common
 
@@ -102,7 +102,8 @@ def test_default_runs_need_nothing():
   assert hf.make_host_features(_config("ceeh"), TOK, RecordingCheck()) is None  # sampler only
   # ARLCP's keyword counts run only when ARLCP is selected.
   assert hf.make_host_features(_config("arlcp"), TOK, RecordingCheck()).wanted == {
-      "reflection_count": common.REWARD_DEFAULTS["arlcp"]}
+      "reflection_count": {k: o.default for k, o in
+                           REWARDS.component("arlcp").options.items()}}
 
 
 def test_needs_come_from_the_selected_components_with_their_options():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from concise_jax import components, testing, types
+from concise_jax import components, testing
 from concise_jax.losses import POLICY_LOSSES
 from concise_jax.rewards import REWARDS
 from concise_jax.verify import extract, numbers, verify
@@ -68,8 +68,7 @@ G_REWARD, P_REWARD, MAX_LEN = 4, 3, 32
 
 @functools.cache
 def _reward(name):
-  return jax.jit(functools.partial(REWARDS.get(name), group_size=G_REWARD,
-                                   **common.REWARD_DEFAULTS[name]))
+  return jax.jit(functools.partial(REWARDS.get(name), group_size=G_REWARD))
 
 
 _CORRECT = st.lists(st.integers(0, 1), min_size=G_REWARD * P_REWARD, max_size=G_REWARD * P_REWARD)

@@ -8,12 +8,11 @@ import pytest
 
 from concise_jax import testing, types
 from concise_jax.rewards import REWARDS, ceeh
-from configs import common
 
 
 @functools.cache
 def _ceeh(group_size, **overrides):
-  kwargs = {**common.REWARD_DEFAULTS["ceeh"], "entropy_mode": "none", **overrides}
+  kwargs = {"entropy_mode": "none", **overrides}
   return jax.jit(functools.partial(REWARDS.get("ceeh"), group_size=group_size, **kwargs))
 
 

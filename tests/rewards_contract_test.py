@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import components, testing, types
+from concise_jax import components, testing
 from concise_jax.rewards import REWARDS
 from configs import common
 
@@ -52,8 +52,7 @@ STATES = {"fresh": _fresh_state, "warm": _warm_state}
 
 @functools.cache
 def _jitted(name, group_size):
-  return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size,
-                                   **common.REWARD_DEFAULTS[name]))
+  return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size))
 
 
 def _batch(group_size, seed=0):

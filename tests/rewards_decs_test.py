@@ -5,14 +5,13 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS, decs
-from configs import common
 
 
 @functools.cache
 def _decs(**overrides):
-  kwargs = {**common.REWARD_DEFAULTS["decs"], **overrides}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get("decs"), group_size=2, **kwargs))
 
 

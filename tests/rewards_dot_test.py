@@ -5,9 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS, dot
-from configs import common
 
 
 @functools.cache
@@ -17,8 +16,7 @@ def _cut(group_size, **kw):
 
 @functools.cache
 def _dot(group_size):
-  return jax.jit(functools.partial(REWARDS.get("dot"), group_size=group_size,
-                                   **common.REWARD_DEFAULTS["dot"]))
+  return jax.jit(functools.partial(REWARDS.get("dot"), group_size=group_size))
 
 
 def test_cut_lengths_golden():

@@ -6,16 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS, history
-from configs import common
 
 COS_PI_4, COS_PI_6 = 0.70710678, 0.86602540
 
 
 @functools.cache
 def _jitted(name, group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS[name], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size, **kwargs))
 
 

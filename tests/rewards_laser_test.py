@@ -6,16 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS, laser
-from configs import common
 
 STATE = laser.init_band_targets(8)   # (low, medium, high) targets, 0 = unset
 
 
 @functools.cache
 def _fn(name, group_size, **overrides):
-  kwargs = {**common.REWARD_DEFAULTS[name], **overrides}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size, **kwargs))
 
 

@@ -5,9 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS
-from configs import common
 
 STATE = ()   # stateless rewards
 # Rows: correct, correct, wrong, correct without an answer phase (missing tag), empty correct.
@@ -24,7 +23,7 @@ def _batch():
 
 @functools.cache
 def _pear(**overrides):
-  kwargs = {**common.REWARD_DEFAULTS["pear"], **overrides}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get("pear"), group_size=1, **kwargs))
 
 

@@ -5,18 +5,17 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import data, rollout, testing, types
+from concise_jax import data, rollout, testing
 from concise_jax.rewards import REWARDS
 from concise_jax.rollout import sampler
 from concise_jax.train import host_features, rollout_step
-from configs import common
 
 STATE = ()   # stateless rewards
 
 
 @functools.cache
 def _jitted(group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS["arlcp"], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get("arlcp"), group_size=group_size, **kwargs))
 
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import components, testing, types
+from concise_jax import components, testing
 from concise_jax.rewards import REWARDS
 from configs import common
 
