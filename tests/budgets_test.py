@@ -71,9 +71,10 @@ def _rollout(correct_b, length_b, prompt_index_b):
 
 
 def _update(name):
-  """The per-prompt schedule's own update (its `init` carries it), with the config's options."""
+  """The per-prompt schedule's own update (its `init` carries it), with its default options."""
   component = budgets.BUDGET_SCHEDULES.component(name)
-  return functools.partial(component.init.update, group_size=4, max_new_tokens=CAP)
+  defaults = {k: o.default for k, o in component.options.items()}
+  return functools.partial(component.init.update, group_size=4, max_new_tokens=CAP, **defaults)
 
 
 def test_per_prompt_schedules_own_a_table_of_unseen_prompts():
