@@ -125,8 +125,7 @@ def abstract_update_batch(run: cost_model.RunShape) -> step.UpdateBatch:
       tokens_bt=_sds((b, t), i32), mask_bt=_sds((b, t), f32), length_b=_sds((b,), i32),
       correct_b=_sds((b,), bool), format_ok_b=_sds((b,), bool), truncated_b=_sds((b,), bool),
       prompt_index_b=_sds((b,), i32), old_logp_bt=_sds((b, t), f32),
-      prompt_tokens_bs=_sds((b, s), i32), prompt_mask_bs=_sds((b, s), f32),
-      reflection_count_b=_sds((b,), i32))
+      prompt_tokens_bs=_sds((b, s), i32), prompt_mask_bs=_sds((b, s), f32))
   reward_out = types.RewardOutput(rewards_b=_sds((b,), f32), loss_mask_bt=_sds((b, t), f32),
                                   group_flags_b=_sds((b,), f32))
   return step.UpdateBatch(rollout=rollout_b, reward_out=reward_out, keep_b=_sds((b,), bool))

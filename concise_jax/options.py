@@ -36,22 +36,8 @@ SECTIONS: dict[str, Registry] = {
 }
 
 
-def budget_options(name: str) -> dict[str, Option]:
-  """A budget's options: its schedule's, plus its per-prompt update's (PALU, DA-DLER caps).
-
-  One function so that folding each budget into one component (schedule with `init=` and its
-  update) only has to simplify this.
-  """
-  out = dict(budgets.BUDGET_SCHEDULES.component(name).options)
-  if name in budgets.BUDGET_UPDATES:
-    out.update(budgets.BUDGET_UPDATES.component(name).options)
-  return out
-
-
 def component_options(section: str, name: str) -> dict[str, Option]:
   """The options of variant `name` of `section`, in signature order."""
-  if section == "budget":
-    return budget_options(name)
   return SECTIONS[section].component(name).options
 
 

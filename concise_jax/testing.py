@@ -33,7 +33,8 @@ def make_rollout(
       `group_size` is given, else `i`.
     group_size: only used for the default `prompt_index`.
     old_logp: [B, T] sampling log-probs; defaults to zeros.
-    **optional: any optional `Rollout` field (`ref_logp_bt=...`, `budget_b=...`), as given.
+    **optional: any optional `Rollout` field (`ref_logp_bt=...`, `budget_b=...`), as given;
+      `features={"entropy": ...}` fills `Rollout.features` (host / sampler needs).
 
   Returns:
     A `Rollout` with tokens 1..T on valid positions and 0 on padding.
@@ -57,6 +58,7 @@ def make_rollout(
       prompt_index_b=jnp.asarray(np.asarray(prompt_index, np.int32)),
       old_logp_bt=jnp.asarray(np.zeros((batch_size, t), np.float32) if old_logp is None
                               else old_logp),
+      features={k: jnp.asarray(v) for k, v in optional.pop("features", {}).items()},
       **{k: jnp.asarray(v) for k, v in optional.items()},
   )
 
@@ -65,13 +67,19 @@ def make_rollout(
 # filled by its suffix.
 _OPTIONAL_FILL = {
     "budget_b": lambda rng, x: rng.integers(1, 2 * x.mask_bt.shape[1] + 1, x.batch_size),
-    "reflection_count_b": lambda rng, x: rng.integers(0, 100, x.batch_size),
-    "repetitive_b": lambda rng, x: rng.integers(0, 2, x.batch_size).astype(bool),
     "ref_logp_bt": lambda rng, x: -rng.uniform(0.0, 3.0, x.mask_bt.shape),
     "teacher_logp_bt": lambda rng, x: -rng.uniform(0.0, 3.0, x.mask_bt.shape),
-    "cut_length_b": lambda rng, x: rng.integers(0, np.asarray(x.length_b) + 1),
-    "cut_correct_b": lambda rng, x: rng.integers(0, 2, x.batch_size).astype(bool),
 }
+# Per-need fill of `Rollout.features`; a need missing here is filled by its name (a "*mask"
+# as a [B, T] 0/1 mask, anything else as small [B] int32).
+_FEATURE_FILL = {
+    "entropy": lambda rng, x: rng.uniform(0.0, 2.0, x.mask_bt.shape) * np.asarray(x.mask_bt),
+    "reflection_count": lambda rng, x: rng.integers(0, 100, x.batch_size),
+    "repetitive": lambda rng, x: rng.integers(0, 2, x.batch_size).astype(bool),
+    "cut_length": lambda rng, x: rng.integers(0, np.asarray(x.length_b) + 1),
+    "cut_correct": lambda rng, x: rng.integers(0, 2, x.batch_size).astype(bool),
+}
+_NOT_ROW_FEATURES = ("band_monitor",)   # host routines, not per-row inputs
 _FILL_DTYPES = {"i": np.int32, "u": np.int32, "f": np.float32, "b": bool}
 
 
@@ -82,7 +90,8 @@ def with_optional_fields(batch: types.Rollout, *, seed: int = 0,
   For registry-wide tests: a method reading any optional input gets one. Fields are found by
   introspection, so fields added to `Rollout` later are filled too: [B] ones as small int32,
   [B, T] masks as random 0/1 and other [B, T] ones as float32 in [0, 1), both under the
-  completion mask, [B, S] ones as prompt-shaped (`prompt_len` columns). Given fields are kept.
+  completion mask, [B, S] ones as prompt-shaped (`prompt_len` columns). `features` gets every
+  need any registered component declares (`_FEATURE_FILL`). Given fields are kept.
   """
   rng = np.random.default_rng(seed)
   b, t = batch.mask_bt.shape
@@ -104,7 +113,29 @@ def with_optional_fields(batch: types.Rollout, *, seed: int = 0,
     else:
       value = rng.integers(0, 8, b).astype(np.int32)
     fills[field.name] = jnp.asarray(value)
-  return batch.replace(**fills)
+  features = dict(batch.features)
+  for name in _declared_needs():
+    if name in features or name in _NOT_ROW_FEATURES:
+      continue
+    if name in _FEATURE_FILL:
+      value = np.asarray(_FEATURE_FILL[name](rng, batch))
+      value = value.astype(_FILL_DTYPES[value.dtype.kind])
+    elif name.endswith("mask"):
+      value = (rng.uniform(0.0, 1.0, (b, t)) < 0.5).astype(np.float32) * mask_bt
+    else:
+      value = rng.integers(0, 8, b).astype(np.int32)
+    features[name] = jnp.asarray(value)
+  return batch.replace(features=features, **fills)
+
+
+def _declared_needs() -> list[str]:
+  """Every need name a registered reward, advantage or budget declares (conditions dropped)."""
+  from concise_jax import advantages, budgets, rewards  # pylint: disable=import-outside-toplevel
+  names = []
+  for registry in (rewards.REWARDS, advantages.ADVANTAGES, budgets.BUDGET_SCHEDULES):
+    for component in map(registry.component, registry.names()):
+      names += [need.partition(" if ")[0].strip() for need in component.needs]
+  return list(dict.fromkeys(names))
 
 
 def permute_groups(tree, perm_p: Sequence[int], group_size: int):

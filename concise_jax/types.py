@@ -2,13 +2,18 @@
 
 Batch layout: every per-sample leaf has a leading axis B = P·G with the G samples of one prompt
 stored contiguously, so group statistics are a reshape to [P, G] (`to_groups`). Suffix letters
-follow the house vocabulary (B, P, G, T, S); this module adds one more, N = number of prompts in
-the dataset, for the per-prompt tables of `RewardState` (indexed by `Rollout.prompt_index_b`).
-Heads never appear in these types, so the letter is unambiguous here.
+follow the house vocabulary (B, P, G, T, S); stateful components add N = number of prompts in
+the dataset, for their per-prompt tables (indexed by `Rollout.prompt_index_b`). Heads never
+appear in these types, so the letter is unambiguous here.
 
-Fields a method needs beyond the core set default to None: a method that reads one fails loudly
-if the rollout did not provide it, and a None field adds no leaf to the pytree.
+Inputs the trainer itself fills (prompt tokens, reference / teacher log-probs, a stated budget)
+are typed fields defaulting to None. Inputs a method asks of the host or the sampler live in
+`Rollout.features`, keyed by the need name the method declared at its registration
+(`needs=("repetitive",)`): only the selected methods' needs are computed, and a new method's
+feature adds no field here. A None field or an absent key adds no leaf to the pytree.
 """
+import dataclasses
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -36,59 +41,23 @@ class Rollout:
   ref_logp_bt: jax.Array | None = None         # [B, T] float32 reference-policy log-probs (KL)
   teacher_logp_bt: jax.Array | None = None     # [B, T] float32 teacher / initial-policy log-probs
                                                #   (KDRL, DPH-RL; filled by the update)
-  token_entropy_bt: jax.Array | None = None    # [B, T] float32 sampling-policy entropy (PEAR, CEEH)
   budget_b: jax.Array | None = None            # [B] int32 prompt-stated budget (L1), -1 if none
-  think_mask_bt: jax.Array | None = None       # [B, T] float32 1 before </think> (PEAR)
-  reflection_count_b: jax.Array | None = None  # [B] int32 reflection keywords (ARLCP)
-  repetitive_b: jax.Array | None = None        # [B] bool repetition detected (LASER-DE)
-  redundant_mask_bt: jax.Array | None = None   # [B, T] float32 judge-marked redundant tokens (DECS)
-  cut_length_b: jax.Array | None = None        # [B] int32 DOT cut length (== length_b if not cut)
-  cut_correct_b: jax.Array | None = None       # [B] bool verifier on the DOT-cut text (host re-check)
+  # Host / sampler features the selected methods declared (`needs=`), by need name; each
+  # provider documents its arrays (`train.host_features.PROVIDERS`), e.g. "entropy" [B, T]
+  # float32, "repetitive" [B] bool. Read them with `feature(batch, name, reader)`.
+  features: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
 
   @property
   def batch_size(self) -> int:
     return self.mask_bt.shape[0]
 
 
-@flax.struct.dataclass
-class RewardState:
-  """Cross-step memory of the reward methods; every table is dataset-sized and static.
-
-  Per-prompt tables are indexed by `Rollout.prompt_index_b`, e.g.
-  `state.hist_len_n.at[batch.prompt_index_b].min(length_b)`. `hist_count_n == 0` marks a prompt
-  never seen, whatever sentinel a method keeps in the other tables. `step` is advanced by the
-  caller once per update; reward functions read it (schedules) but never advance it.
-  """
-  step: jax.Array               # [] int32 update counter
-  hist_len_n: jax.Array         # [N] float32 per-prompt length memory (HAPO h, CEEH len_ref)
-  hist_count_n: jax.Array       # [N] float32 times a prompt contributed to hist_len_n
-  acc_ema_n: jax.Array          # [N] float32 per-prompt accuracy EMA (CEEH; -1 = unseen)
-  band_targets: jax.Array       # [3] float32 LASER-D length targets (low, medium, high)
-  kappa: jax.Array              # [] float32 DECS easy-group mixing ratio
-  prev_ratio: jax.Array         # [] float32 DECS rho_{t-1}
-  pass_rate_hist_w: jax.Array   # [W] float32 ring buffer of batch pass rates (DOT sampler)
-  pass_rate_len: jax.Array      # [] int32 entries written to pass_rate_hist_w
-  budget_n: jax.Array           # [N] int32 per-prompt decode budget (PALU, DA-DLER caps; -1 = unseen)
-
-  @property
-  def num_prompts(self) -> int:
-    return self.hist_len_n.shape[0]
-
-
-def init_reward_state(num_prompts: int, *, pass_rate_window: int = 16) -> RewardState:
-  """Fresh reward memory for a dataset of `num_prompts` prompts (static shapes)."""
-  return RewardState(
-      step=jnp.zeros((), jnp.int32),
-      hist_len_n=jnp.zeros((num_prompts,), jnp.float32),
-      hist_count_n=jnp.zeros((num_prompts,), jnp.float32),
-      acc_ema_n=jnp.full((num_prompts,), -1.0, jnp.float32),
-      band_targets=jnp.zeros((3,), jnp.float32),
-      kappa=jnp.zeros((), jnp.float32),
-      prev_ratio=jnp.zeros((), jnp.float32),
-      pass_rate_hist_w=jnp.zeros((pass_rate_window,), jnp.float32),
-      pass_rate_len=jnp.zeros((), jnp.int32),
-      budget_n=jnp.full((num_prompts,), -1, jnp.int32),
-  )
+def feature(batch: Rollout, name: str, reader: str) -> jax.Array:
+  """`batch.features[name]`, or an error naming the method that should have declared it."""
+  if name not in batch.features:
+    raise ValueError(f"{reader} needs Rollout.features[{name!r}]: declare it in the "
+                     f"registration (needs=({name!r},)) so the trainer provides it")
+  return batch.features[name]
 
 
 @flax.struct.dataclass
@@ -123,7 +92,7 @@ def add_advantage_bonus(adv_bt: jax.Array, reward_out: RewardOutput,
                         mask_bt: jax.Array) -> jax.Array:
   """A' = A + min(bonus, cap · |A|) on the mask, for rewards that shape the advantage per token.
 
-  CEEH's entropy advantage (arXiv:2602.22642; rewards.md §4) needs A itself, so the reward
+  CEEH's entropy advantage (arXiv:2602.22642) needs A itself, so the reward
   cannot fold it into `rewards_b`; it hands the bonus and its |A|-relative cap over instead.
   No bonus (None) returns `adv_bt` unchanged; no cap means an uncapped bonus.
   """

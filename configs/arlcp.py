@@ -3,7 +3,7 @@ r"""ARLCP (ICLR 2026, OpenReview aRzEtK9Ite): reflection + length penalties.
 Correct answers lose up to 0.2 for reflecting ("wait", "hmm", "but", ...) and for length, both
 relative to the other correct answers to the same prompt; the split between the two terms
 follows the answer's own reflection count. Keyword counts come from `rollout_batch`
-(`Rollout.reflection_count_b`).
+(the `reflection_count` host feature it declares).
 
 ARLCP trains with the RLOO advantage. Not expressible here: its KL penalty inside the reward
 (coef 0.001, "kl"); this codebase has KL only as a loss term, so grpo.py's k3 loss stays.

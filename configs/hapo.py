@@ -1,12 +1,13 @@
 r"""HAPO (Huang, Zhang, Cardie, arXiv:2505.11225): history-aware length reward.
 
-Each training prompt remembers the shortest correct length seen so far (`RewardState` tables
-sized by `data.num_prompts`); a correct answer shorter than that is rewarded, a longer one
-penalised (never below a wrong one), short wrong answers are not punished. The linear variant
+Each training prompt remembers the shortest correct length seen so far (the reward's own
+state, `rewards.history.init_history`, tables sized by `data.num_prompts`); a correct answer
+shorter than that is rewarded, a longer one penalised (never below a wrong one), short wrong
+answers are not punished. The linear variant
 is `--config.reward.name=hapo_linear`; the running-mean history is
 `--config.reward.hapo_cosine.mode=mean`. HAPO trains with TRL's GRPO, so the optimisation is
-`configs/grpo.py`'s (TRL's exact loss normalisation and β for the paper's runs are not in
-the paper). The history needs the same prompts to come back: several epochs (paper: 5).
+`configs/grpo.py`'s (TRL's exact loss normalisation and β for the paper's runs are not
+stated). The history needs the same prompts to come back: several epochs (paper: 5).
 
 Arg: `model=smollm2|tiny` (default smollm2) and `runlocal` (a seconds-long CPU run).
 """

@@ -8,7 +8,6 @@ import pytest
 
 from concise_jax import testing, types
 from concise_jax.advantages import ADVANTAGES
-from configs import common
 
 # G = 4, T = 4. Rows 0, 1 correct (A > 0), rows 2, 3 wrong (A < 0); row 3 has 3 tokens.
 TOKENS_BT = np.array([[5, 6, 7, 9], [5, 8, 7, 9], [5, 6, 3, 9], [4, 4, 4, 0]], np.int32)
@@ -18,11 +17,11 @@ ENTROPY_BT = np.array([[.1] * 4, [.9] * 4, [.1] * 4, [.1, .1, .1, 5.0]], np.floa
 def _gtpo(rewards=(1, 1, 0, 0), lengths=(4, 4, 4, 3), tokens=TOKENS_BT, entropy=ENTROPY_BT,
           group_size=4, **overrides):
   batch = testing.make_rollout(correct=np.asarray(rewards) > 0, length=lengths, max_len=4,
-                               token_entropy_bt=entropy)
+                               features={"entropy": entropy})
   batch = batch.replace(tokens_bt=jnp.asarray(tokens))
   reward_out = types.make_reward_output(batch, jnp.asarray(rewards, jnp.float32))
   fn = jax.jit(functools.partial(ADVANTAGES.get("gtpo"), group_size=group_size,
-                                 **{**common.ADVANTAGE_DEFAULTS["gtpo"], **overrides}))
+                                 **overrides))
   adv_bt, metrics = fn(reward_out, batch, batch.mask_bt)
   return np.asarray(adv_bt), metrics
 
@@ -84,5 +83,5 @@ def test_single_sample_and_zero_length_rows():
 def test_missing_entropy_fails_loudly():
   batch = testing.make_rollout(correct=[1, 0], length=[2, 2])
   reward_out = types.make_reward_output(batch, jnp.array([1.0, 0.0]))
-  with pytest.raises(ValueError, match="token_entropy_bt"):
+  with pytest.raises(ValueError, match="'entropy'"):
     ADVANTAGES.get("gtpo")(reward_out, batch, batch.mask_bt, group_size=2)

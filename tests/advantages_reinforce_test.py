@@ -7,7 +7,6 @@ import numpy as np
 
 from concise_jax import testing, types
 from concise_jax.advantages import ADVANTAGES
-from configs import common
 
 
 def _advantage(name, rewards, group_size, length, max_len, **overrides):
@@ -15,7 +14,7 @@ def _advantage(name, rewards, group_size, length, max_len, **overrides):
   batch = testing.make_rollout(correct=rewards > 0, length=length, max_len=max_len)
   reward_out = types.make_reward_output(batch, jnp.asarray(rewards))
   fn = jax.jit(functools.partial(ADVANTAGES.get(name), group_size=group_size,
-                                 **{**common.ADVANTAGE_DEFAULTS[name], **overrides}))
+                                 **overrides))
   adv_bt, metrics = fn(reward_out, batch, batch.mask_bt)
   return np.asarray(adv_bt), metrics
 

@@ -17,7 +17,7 @@ def _advantage(name, rewards, group_size, length=None, **overrides):
   rewards = np.asarray(rewards, np.float32)
   length = [3] * len(rewards) if length is None else length
   batch = testing.make_rollout(correct=rewards > 0, length=length, max_len=3,
-                               token_entropy_bt=np.full((len(rewards), 3), 0.1, np.float32))
+                               features={"entropy": np.full((len(rewards), 3), 0.1, np.float32)})
   reward_out = types.make_reward_output(batch, jnp.asarray(rewards))
   fn = _jitted(name, group_size, tuple(sorted(overrides.items())))
   adv_bt, metrics = fn(reward_out, batch, batch.mask_bt)
@@ -28,7 +28,7 @@ def _advantage(name, rewards, group_size, length=None, **overrides):
 def _jitted(name, group_size, overrides):
   """Cached so tests with equal shapes share one compilation."""
   return jax.jit(functools.partial(ADVANTAGES.get(name), group_size=group_size,
-                                   **{**common.ADVANTAGE_DEFAULTS[name], **dict(overrides)}))
+                                   **dict(overrides)))
 
 
 def test_defaults_table_has_exactly_the_registered_names():

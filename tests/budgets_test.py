@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import budgets, rewards, testing, types
+from concise_jax import budgets, components, rewards, testing
 from concise_jax.train import loop, rollout_step
-from configs import common, palu
+from configs import palu
 from tests import resume_test
 
 CAP = 128
@@ -19,7 +19,7 @@ EMPTY = jnp.full((5,), -1, jnp.int32)
 
 def _budget(name, step, budget_n=EMPTY, **kwargs):
   fn = budgets.BUDGET_SCHEDULES.get(name)
-  table = {**common.BUDGET_DEFAULTS[name], **kwargs}
+  table = kwargs
   return np.asarray(jax.jit(functools.partial(fn, max_new_tokens=CAP, **table))(
       step, budget_n, IDX))
 
@@ -70,6 +70,21 @@ def _rollout(correct_b, length_b, prompt_index_b):
                               prompt_index=prompt_index_b, max_len=CAP)
 
 
+def _update(name):
+  """The per-prompt schedule's own update (its `init` carries it), with its default options."""
+  component = budgets.BUDGET_SCHEDULES.component(name)
+  defaults = {k: o.default for k, o in component.options.items()}
+  return functools.partial(component.init.update, group_size=4, max_new_tokens=CAP, **defaults)
+
+
+def test_per_prompt_schedules_own_a_table_of_unseen_prompts():
+  for name in ("palu", "da_dler_caps"):
+    table = components.init_state(budgets.BUDGET_SCHEDULES.component(name), 5)
+    np.testing.assert_array_equal(table, [-1] * 5)
+    assert table.dtype == jnp.int32
+  assert components.init_state(budgets.BUDGET_SCHEDULES.component("tlts"), 5) == ()
+
+
 def test_palu_shrinks_to_the_median_correct_length_or_relaxes_to_the_cap():
   # Group prompt 3: 3/4 correct (≥ C = 0.5), correct lengths 10, 20, 30 → median 20.
   # Group prompt 1: 1/4 correct → violated → the cap 128.
@@ -77,9 +92,7 @@ def test_palu_shrinks_to_the_median_correct_length_or_relaxes_to_the_cap():
   batch = _rollout([1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1],
                    [10, 20, 30, 40, 5, 50, 60, 70, 2, 3, 4, 5],
                    [3] * 4 + [1] * 4 + [4] * 4)
-  update = functools.partial(budgets.BUDGET_UPDATES.get("palu"), group_size=4,
-                             max_new_tokens=CAP, **common.BUDGET_DEFAULTS["palu"])
-  budget_n = np.asarray(jax.jit(update)(EMPTY, batch))
+  budget_n = np.asarray(jax.jit(_update("palu"))(EMPTY, batch))
   assert list(budget_n) == [-1, 128, -1, 20, 8]
   # The schedule reads the table: unseen prompts (0, 2) get the cap.
   assert list(_budget("palu", 7, budget_n=jnp.asarray(budget_n))) == [128, 128, 128]
@@ -89,16 +102,14 @@ def test_palu_shrinks_to_the_median_correct_length_or_relaxes_to_the_cap():
 
 def test_da_dler_caps_send_easy_prompts_to_the_small_cap_next_time():
   batch = _rollout([1, 1, 0, 0, 1, 0, 0, 0], [9] * 8, [0] * 4 + [2] * 4)  # p = 0.5, 0.25
-  update = functools.partial(budgets.BUDGET_UPDATES.get("da_dler_caps"), group_size=4,
-                             max_new_tokens=CAP, **common.BUDGET_DEFAULTS["da_dler_caps"])
-  assert list(np.asarray(update(EMPTY, batch))) == [64, -1, 128, -1, -1]
+  assert list(np.asarray(_update("da_dler_caps")(EMPTY, batch))) == [64, -1, 128, -1, -1]
 
 
 def _l1(name, budget_b, length_b, correct_b, **kwargs):
   batch = testing.make_rollout(correct_b, length_b, max_len=CAP,
                                budget_b=np.asarray(budget_b, np.int32))
-  table = {**common.REWARD_DEFAULTS[name], **kwargs}
-  out, _, metrics = rewards.REWARDS.get(name)(batch, types.init_reward_state(4), group_size=1,
+  table = kwargs
+  out, _, metrics = rewards.REWARDS.get(name)(batch, (), group_size=1,
                                               **table)
   return np.asarray(out.rewards_b), metrics
 
@@ -127,7 +138,7 @@ def test_l1_max_paper_and_code_forms():
 def test_l1_without_a_stated_budget_says_how_to_get_one():
   batch = testing.make_rollout([1], [3], max_len=8)
   with pytest.raises(ValueError, match="prompt_template"):
-    rewards.REWARDS.get("l1_exact")(batch, types.init_reward_state(1), group_size=1)
+    rewards.REWARDS.get("l1_exact")(batch, (), group_size=1)
 
 
 def test_per_prompt_caps_bound_lengths_and_count_as_truncation_and_templates_only_state():
@@ -160,6 +171,6 @@ def test_resume_with_a_per_prompt_budget_schedule_is_bit_exact(tmp_path):
   straight = loop.run(config, str(tmp_path / "a"))
   loop.run(config, str(tmp_path / "b"), stop_at_step=2)
   resumed = loop.run(config, str(tmp_path / "b"))
-  assert int(np.sum(np.asarray(straight.state.reward_state.budget_n) > 0)) > 0
+  assert int(np.sum(np.asarray(straight.state.reward_state.budget) > 0)) > 0
   resume_test._assert_trees_equal(resume_test._host(straight.state),
                                   resume_test._host(resumed.state))

@@ -7,18 +7,17 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import filters, testing, types
+from concise_jax import filters, testing
 from concise_jax.filters import GROUP_FILTERS
 from concise_jax.rewards import REWARDS
 from configs import common
 
-STATE = types.init_reward_state(num_prompts=64)
+STATE = ()   # stateless rewards
 
 
 @functools.cache
 def _filter(name, group_size):
-  return jax.jit(functools.partial(GROUP_FILTERS.get(name), group_size=group_size,
-                                   **common.FILTER_DEFAULTS[name]))
+  return jax.jit(functools.partial(GROUP_FILTERS.get(name), group_size=group_size))
 
 
 def _scored(correct, length, group_size, first_prompt=0):
@@ -30,8 +29,7 @@ def _scored(correct, length, group_size, first_prompt=0):
 
 @functools.cache
 def _kimi(group_size):
-  return jax.jit(functools.partial(REWARDS.get("kimi_length"), group_size=group_size,
-                                   **common.REWARD_DEFAULTS["kimi_length"]))
+  return jax.jit(functools.partial(REWARDS.get("kimi_length"), group_size=group_size))
 
 
 def test_defaults_table_has_exactly_the_registered_names():

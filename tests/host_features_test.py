@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import models, rollout, testing, types
+from concise_jax import components, models, rollout, testing
 from concise_jax.models import tiny
-from concise_jax.rewards import dot
+from concise_jax.rewards import REWARDS, dot, laser
 from concise_jax.train import host_features as hf
 from configs import common
 
@@ -98,8 +98,28 @@ def test_default_runs_need_nothing():
   assert hf.make_host_features(_config("correctness"), TOK, RecordingCheck()) is None
   assert not hf.needs_entropy(_config("correctness"))
   assert hf.needs_entropy(_config("pear")) and hf.needs_entropy(_config("ceeh"))
-  assert not hf.needs_entropy(_config("ceeh", entropy_mode="me"))
+  assert not hf.needs_entropy(_config("ceeh", entropy_mode="me"))   # a conditional need
   assert hf.make_host_features(_config("ceeh"), TOK, RecordingCheck()) is None  # sampler only
+  # ARLCP's keyword counts run only when ARLCP is selected.
+  assert hf.make_host_features(_config("arlcp"), TOK, RecordingCheck()).wanted == {
+      "reflection_count": {k: o.default for k, o in
+                           REWARDS.component("arlcp").options.items()}}
+
+
+def test_needs_come_from_the_selected_components_with_their_options():
+  config = _config("laser_de", ngram=2)
+  config.advantage.name = "gtpo"
+  wanted = components.needs(config)
+  assert list(wanted) == ["band_monitor", "repetitive", "entropy"]   # reward first, then adv.
+  assert wanted["repetitive"]["ngram"] == 2 and wanted["repetitive"]["min_repeats"] == 3
+  assert list(components.needs(_config("dot"))) == ["cut_length", "cut_correct"]
+  assert components.needs(_config("efficient_reasoning")) == {}
+
+
+def test_a_need_without_a_provider_fails_naming_the_providers(monkeypatch):
+  monkeypatch.setattr(components, "needs", lambda config: {"telepathy": {}})
+  with pytest.raises(KeyError, match="cut_correct, cut_length"):
+    hf.make_host_features(_config("correctness"), TOK, RecordingCheck())
 
 
 def test_decs_features_judge_correct_rows_only():
@@ -109,8 +129,8 @@ def test_decs_features_judge_correct_rows_only():
   out = features(batch, ["", "", ""], ["7", "7", "7"], ["n"] * 3)
   # Row 0: "a=7\n" holds 7 → "b\n" redundant; row 1 wrong → zeros; row 2: answer in the last
   # chunk → nothing redundant. Padding stays 0.
-  np.testing.assert_array_equal(out.redundant_mask_bt, [[0, 0, 0, 0, 1, 1, 0, 0], [0] * 8,
-                                                        [0] * 8])
+  np.testing.assert_array_equal(out.features["redundant_mask"],
+                                [[0, 0, 0, 0, 1, 1, 0, 0], [0] * 8, [0] * 8])
   assert "7\n" not in check.seen[:2] and len(check.seen) == 4   # 2 + 2 chunks, wrong row skipped
 
 
@@ -118,10 +138,10 @@ def test_laser_de_and_pear_features():
   batch = _rollout(["ab" * 6, "abcdef\nanswer: 7"], [0, 1])
   out = hf.make_host_features(_config("laser_de", ngram=2, min_repeats=3), TOK,
                               RecordingCheck())(batch, [], [], [])
-  np.testing.assert_array_equal(out.repetitive_b, [True, False])
+  np.testing.assert_array_equal(out.features["repetitive"], [True, False])
   out = hf.make_host_features(_config("pear"), TOK, RecordingCheck())(batch, [], [], [])
-  np.testing.assert_array_equal(out.think_mask_bt[0], [1] * 12 + [0] * 4)   # no marker
-  np.testing.assert_array_equal(out.think_mask_bt[1], [1] * 7 + [0] * 9)    # answer at char 7
+  np.testing.assert_array_equal(out.features["think_mask"][0], [1] * 12 + [0] * 4)  # no marker
+  np.testing.assert_array_equal(out.features["think_mask"][1], [1] * 7 + [0] * 9)  # answer: char 7
 
 
 def test_dot_features_cut_and_recheck():
@@ -131,10 +151,10 @@ def test_dot_features_cut_and_recheck():
   config = _config("dot", group_size=4, alpha=1.0, margin=8.0)
   out = hf.make_host_features(config, TOK, check)(batch, texts, ["7"] * 4, ["n"] * 4)
   # mean 9.5, std (ddof 1) = sqrt((3·8.5² + 25.5²)/3) = 17 → T = ⌊26.5⌋ = 26; 35 − 26 ≥ 8 → cut.
-  np.testing.assert_array_equal(out.cut_length_b, [1, 1, 1, 26])
+  np.testing.assert_array_equal(out.features["cut_length"], [1, 1, 1, 26])
   # Only the cut row is re-verified, on its first 26 tokens (no "7" left) → wrong.
   assert check.seen == ["1" * 26]
-  np.testing.assert_array_equal(out.cut_correct_b, [True, True, True, False])
+  np.testing.assert_array_equal(out.features["cut_correct"], [True, True, True, False])
   # The jnp function agrees with the host's numbers.
   np.testing.assert_array_equal(dot.cut_lengths_b(jnp.asarray([1, 1, 1, 35]),
                                                   jnp.ones(4, bool), group_size=4, alpha=1.0,
@@ -148,8 +168,10 @@ def test_monitor_schedule_and_refresh():
                    grid_lower=2, grid_upper=8, grid_step=2)
   config.rollout.prompts_per_step = 2
   config.rollout.max_new_tokens = 10
-  assert [s for s in range(7) if hf.monitor_due(config, s)] == [0, 3, 6]
-  assert not hf.monitor_due(_config("laser"), 0)
+  options = components.needs(config)["band_monitor"]
+  assert [s for s in range(7) if hf.monitor_due(options, s)] == [0, 3, 6]
+  assert "band_monitor" not in components.needs(_config("laser"))   # fixed target: no monitor
+  assert hf.refresh_monitored(_config("laser"), (), [], None, 0) is None
   # Monitor prompts p0, p1, p2 in chunks of 2: [p0, p1], then [p2, p0] (padding, dropped).
   results = {"p0": ([3, 5], [1, 1]), "p1": ([4, 9], [1, 0]), "p2": ([7, 7], [0, 0])}
   calls = []
@@ -161,13 +183,14 @@ def test_monitor_schedule_and_refresh():
     correct = [c for e in examples for c in results[e][1]]
     return testing.make_rollout(correct, length)
 
-  state = hf.refresh_band_targets(config, types.init_reward_state(4), ["p0", "p1", "p2", "p3"],
-                                  sample, step_index=3)
+  state = hf.refresh_monitored(config, laser.init_band_targets(4), ["p0", "p1", "p2", "p3"],
+                               sample, step_index=3)
   assert calls == [["p0", "p1"], ["p2", "p0"]]
   # n = 2: p0 2/2 → high (K = ⌊4/3⌋ = 1), p1 1/2 → medium (K = ⌊2/3⌋ = 0: never reached),
   # p2 0/2 → low (K = 1). Grid 2, 4, 6, 8: high needs cov = 1 → 5 ≤ 6 → 6; medium → max 10;
   # low needs cov = 1 → 7 ≤ 8 → 8.
-  np.testing.assert_allclose(state.band_targets, [8, 10, 6])
+  np.testing.assert_allclose(state, [8, 10, 6])
+  assert hf.refresh_monitored(config, state, ["p0"], sample, step_index=4) is None  # not due
 
 
 # ---- sampler entropy --------------------------------------------------------------------------------

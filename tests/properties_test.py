@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from concise_jax import testing, types
+from concise_jax import components, testing
 from concise_jax.losses import POLICY_LOSSES
 from concise_jax.rewards import REWARDS
 from concise_jax.verify import extract, numbers, verify
@@ -68,8 +68,7 @@ G_REWARD, P_REWARD, MAX_LEN = 4, 3, 32
 
 @functools.cache
 def _reward(name):
-  return jax.jit(functools.partial(REWARDS.get(name), group_size=G_REWARD,
-                                   **common.REWARD_DEFAULTS[name]))
+  return jax.jit(functools.partial(REWARDS.get(name), group_size=G_REWARD))
 
 
 _CORRECT = st.lists(st.integers(0, 1), min_size=G_REWARD * P_REWARD, max_size=G_REWARD * P_REWARD)
@@ -92,7 +91,7 @@ def _reward_batch(correct, length, seed):
 @given(correct=_CORRECT, length=_LENGTH, seed=st.integers(0, 2**16))
 def test_reward_is_finite_shaped_and_group_permutation_invariant(name, correct, length, seed):
   batch = _reward_batch(correct, length, seed)
-  state = types.init_reward_state(8, pass_rate_window=8)
+  state = components.init_state(REWARDS.component(name), 8, pass_rate_window=8)
   out, new_state, metrics = _reward(name)(batch, state)
   num = G_REWARD * P_REWARD
   chex.assert_shape(out.rewards_b, (num,))

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import components, testing
 from concise_jax.rewards import REWARDS
 from configs import common
 
@@ -21,26 +21,30 @@ NUM_PROMPTS, MAX_LEN = 16, 64
 PROMPT_IDS_P = [3, 7, 1, 12, 5, 9]               # dataset ids of the 6 groups (not 0..5)
 
 
-def _fresh_state():
-  return types.init_reward_state(NUM_PROMPTS, pass_rate_window=8)
+def _fresh_state(name):
+  return components.init_state(REWARDS.component(name), NUM_PROMPTS, pass_rate_window=8)
 
 
-def _warm_state():
+def _warm_tables():
+  """Warm values by state key: histories, accuracy EMAs, curriculum, pass-rate window."""
   rng = np.random.default_rng(7)
-  state = _fresh_state()
   count_n = rng.integers(0, 3, NUM_PROMPTS).astype(np.float32)   # some prompts still unseen
-  return state.replace(
-      step=jnp.asarray(5, jnp.int32),
-      hist_len_n=jnp.asarray(np.where(count_n > 0, rng.uniform(1, MAX_LEN, NUM_PROMPTS), 0),
-                             jnp.float32),
-      hist_count_n=jnp.asarray(count_n),
-      acc_ema_n=jnp.asarray(np.where(count_n > 0, rng.uniform(0, 1, NUM_PROMPTS), -1),
-                            jnp.float32),
-      band_targets=jnp.asarray([48.0, 32.0, 16.0]),
-      kappa=jnp.asarray(0.5, jnp.float32),
-      prev_ratio=jnp.asarray(0.3, jnp.float32),
-      pass_rate_hist_w=jnp.asarray(rng.uniform(0, 1, 8), jnp.float32),
-      pass_rate_len=jnp.asarray(3, jnp.int32))
+  len_n = np.where(count_n > 0, rng.uniform(1, MAX_LEN, NUM_PROMPTS), 0)
+  return {"len_n": len_n, "len_ref_n": len_n, "count_n": count_n,
+          "acc_ema_n": np.where(count_n > 0, rng.uniform(0, 1, NUM_PROMPTS), -1),
+          "kappa": 0.5, "prev_ratio": 0.3, "rate_w": rng.uniform(0, 1, 8), "count": 3}
+
+
+def _warm_state(name):
+  """The reward's own state after some steps: its keys filled from `_warm_tables`; LASER-D/DE
+  band targets set."""
+  state = _fresh_state(name)
+  if isinstance(state, dict):
+    warm = _warm_tables()
+    return {k: jnp.asarray(warm[k], v.dtype) for k, v in state.items()}
+  if name in ("laser_d", "laser_de"):
+    return jnp.asarray([48.0, 32.0, 16.0])
+  return state
 
 
 STATES = {"fresh": _fresh_state, "warm": _warm_state}
@@ -48,8 +52,7 @@ STATES = {"fresh": _fresh_state, "warm": _warm_state}
 
 @functools.cache
 def _jitted(name, group_size):
-  return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size,
-                                   **common.REWARD_DEFAULTS[name]))
+  return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size))
 
 
 def _batch(group_size, seed=0):
@@ -69,7 +72,7 @@ def _batch(group_size, seed=0):
 @pytest.mark.parametrize("group_size", [1, 4])
 @pytest.mark.parametrize("name", REWARDS.names())
 def test_shapes_dtypes_and_finite(name, group_size, state_kind):
-  batch, state = _batch(group_size), STATES[state_kind]()
+  batch, state = _batch(group_size), STATES[state_kind](name)
   num = batch.batch_size
   out, new_state, metrics = _jitted(name, group_size)(batch, state)
   chex.assert_shape(out.rewards_b, (num,))
@@ -90,7 +93,7 @@ def test_shapes_dtypes_and_finite(name, group_size, state_kind):
 @pytest.mark.parametrize("name", REWARDS.names())
 def test_invariant_to_permuting_whole_groups_with_their_prompt_ids(name, state_kind):
   group_size, perm = 4, [3, 0, 5, 4, 2, 1]
-  batch, state = _batch(group_size, seed=1), STATES[state_kind]()
+  batch, state = _batch(group_size, seed=1), STATES[state_kind](name)
   fn = _jitted(name, group_size)
   out, new_state, metrics = fn(batch, state)
   out_p, new_state_p, metrics_p = fn(testing.permute_groups(batch, perm, group_size), state)
@@ -108,7 +111,7 @@ def test_correct_never_below_wrong_at_equal_length(name):
   correct = np.tile([1, 0], 6)
   batch = testing.with_optional_fields(testing.make_rollout(
       correct, length, max_len=MAX_LEN, prompt_index=np.repeat([3, 7, 1], group_size)))
-  for state in (_fresh_state(), _warm_state()):
+  for state in (_fresh_state(name), _warm_state(name)):
     r_b = np.asarray(_jitted(name, group_size)(batch, state)[0].rewards_b)
     assert np.all(r_b[0::2] >= r_b[1::2]), (name, r_b)
 

@@ -1,20 +1,19 @@
-"""DLER and DA-DLER rewards: hand-computed values and edge cases (rewards.md §2)."""
+"""DLER and DA-DLER rewards: hand-computed values and edge cases (arXiv:2510.15110)."""
 import functools
 
 import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS
-from configs import common
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = ()   # stateless rewards
 
 
 @functools.cache
 def _jitted(name, group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS[name], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size, **kwargs))
 
 

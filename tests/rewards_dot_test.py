@@ -5,9 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS, dot
-from configs import common
 
 
 @functools.cache
@@ -17,8 +16,7 @@ def _cut(group_size, **kw):
 
 @functools.cache
 def _dot(group_size):
-  return jax.jit(functools.partial(REWARDS.get("dot"), group_size=group_size,
-                                   **common.REWARD_DEFAULTS["dot"]))
+  return jax.jit(functools.partial(REWARDS.get("dot"), group_size=group_size))
 
 
 def test_cut_lengths_golden():
@@ -58,9 +56,9 @@ def test_cut_single_sample_and_zero_lengths():
 def test_reward_uses_recheck_only_on_cut_rows():
   batch = testing.make_rollout(
       [1, 1, 1, 0], [4, 3, 2, 4],
-      cut_length_b=np.asarray([2, 3, 1, 1], np.int32),   # rows 0, 2 cut; row 3 wrong
-      cut_correct_b=np.asarray([0, 0, 1, 1], bool))
-  out, state, metrics = _dot(4)(batch, types.init_reward_state(4))
+      features={"cut_length": np.asarray([2, 3, 1, 1], np.int32),   # rows 0, 2 cut; 3 wrong
+                "cut_correct": np.asarray([0, 0, 1, 1], bool)})
+  out, state, metrics = _dot(4)(batch, dot.init_pass_rates(4))
   # Row 0 cut, re-check fails → 0; row 1 not cut → its own 1; row 2 cut, still right → 1;
   # row 3 is wrong: DOT never cuts wrong answers, its (spurious) re-check is ignored → 0.
   np.testing.assert_allclose(out.rewards_b, [0, 1, 1, 0])
@@ -72,22 +70,23 @@ def test_reward_uses_recheck_only_on_cut_rows():
   np.testing.assert_allclose(metrics["dot/cut_tokens_frac"], 3 / 13, rtol=1e-6)
   np.testing.assert_allclose(metrics["dot/recheck_pass"], 0.5)
   # One group with rewards {0, 1} → pass rate 1, written at slot 0.
-  np.testing.assert_allclose(state.pass_rate_hist_w[:2], [1.0, 0.0])
-  assert int(state.pass_rate_len) == 1
+  np.testing.assert_allclose(state["rate_w"][:2], [1.0, 0.0])
+  assert int(state["count"]) == 1
 
 
 def test_pass_rate_ring_buffer_wraps():
-  state = types.init_reward_state(2, pass_rate_window=2)
-  same = testing.make_rollout([1, 1, 1, 1], [2, 2, 2, 2], cut_length_b=np.full(4, 2, np.int32),
-                              cut_correct_b=np.ones(4, bool))
+  state = dot.init_pass_rates(2, pass_rate_window=2)
+  same = testing.make_rollout([1, 1, 1, 1], [2, 2, 2, 2],
+                              features={"cut_length": np.full(4, 2, np.int32),
+                                        "cut_correct": np.ones(4, bool)})
   mixed = same.replace(correct_b=np.asarray([1, 0, 1, 1], bool))
   fn = _dot(2)
   for batch in (mixed, same, mixed):      # pass rates 0.5, 0, 0.5 into a window of 2
     _, state, _ = fn(batch, state)
-  np.testing.assert_allclose(state.pass_rate_hist_w, [0.5, 0.0])
-  assert int(state.pass_rate_len) == 3
+  np.testing.assert_allclose(state["rate_w"], [0.5, 0.0])
+  assert int(state["count"]) == 3
 
 
 def test_missing_host_fields_fail_loudly():
-  with pytest.raises(ValueError, match="cut_length_b"):
-    _dot(2)(testing.make_rollout([1, 1], [2, 3]), types.init_reward_state(2))
+  with pytest.raises(ValueError, match="cut_length"):
+    _dot(2)(testing.make_rollout([1, 1], [2, 3]), dot.init_pass_rates(2))

@@ -9,12 +9,12 @@ from concise_jax import advantages, losses, testing, types
 from concise_jax.rewards import REWARDS
 from configs import common
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = ()   # stateless rewards
 
 
 @functools.cache
 def _jitted(group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS["drpo"], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get("drpo"), group_size=group_size, **kwargs))
 
 
@@ -71,7 +71,7 @@ def test_drpo_truncated_answers_weigh_least():
 
 
 def _drpo_objective(logp_bt, batch, group_size, lam, tau, pad):
-  """(1/Q) Σ_q J_q straight from rewards.md §3 (invalid groups contribute 0, still in Q)."""
+  """(1/Q) Σ_q J_q straight from DRPO, arXiv:2510.04474 (invalid groups add 0, still in Q)."""
   s_pg = types.to_groups((logp_bt * batch.mask_bt).sum(1) / batch.mask_bt.sum(1), group_size)
   c_pg = types.to_groups(batch.correct_b, group_size)
   ell_pg = types.to_groups(batch.length_b.astype(jnp.float32), group_size) / pad
@@ -100,14 +100,13 @@ def test_drpo_pipeline_gradient_equals_the_objective_gradient():
       policy_loss="ppo_clip", aggregation="seq_mean_token_mean", group_size=group_size,
       policy_loss_kwargs=common.POLICY_LOSS_DEFAULTS["ppo_clip"])
   grad_pipeline = jax.grad(lambda lp: loss_fn(lp, adv_bt, mask_bt, batch)[0])(logp_bt)
-  kw = common.REWARD_DEFAULTS["drpo"]
+  kw = {k: o.default for k, o in REWARDS.component("drpo").options.items()}
   grad_formula = jax.grad(lambda lp: -_drpo_objective(lp, batch, group_size, kw["lam"],
                                                       kw["tau"], t))(logp_bt)
   np.testing.assert_allclose(grad_pipeline * batch.mask_bt, grad_formula * batch.mask_bt,
                              rtol=1e-4, atol=1e-6)
   assert np.abs(np.asarray(grad_formula)).max() > 1e-3               # a real signal
   # the std-normalised GRPO advantage would rescale the weights: not DRPO's gradient
-  adv_std, _ = advantages.ADVANTAGES.get("grpo")(out, batch, mask_bt, group_size=group_size,
-                                                 **common.ADVANTAGE_DEFAULTS["grpo"])
+  adv_std, _ = advantages.ADVANTAGES.get("grpo")(out, batch, mask_bt, group_size=group_size)
   grad_std = jax.grad(lambda lp: loss_fn(lp, adv_std, mask_bt, batch)[0])(logp_bt)
   assert not np.allclose(grad_std * batch.mask_bt, grad_formula * batch.mask_bt, atol=1e-4)

@@ -1,4 +1,4 @@
-"""HAPO rewards and their per-prompt history, over several steps (rewards.md §6)."""
+"""HAPO rewards and their per-prompt history, over several steps (arXiv:2505.11225)."""
 import functools
 
 import jax
@@ -6,16 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
-from concise_jax.rewards import REWARDS
-from configs import common
+from concise_jax import testing
+from concise_jax.rewards import REWARDS, history
 
 COS_PI_4, COS_PI_6 = 0.70710678, 0.86602540
 
 
 @functools.cache
 def _jitted(name, group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS[name], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size, **kwargs))
 
 
@@ -27,47 +26,46 @@ def _step(name, state, correct, length, prompts, group_size=2, **overrides):
 
 
 def test_hapo_cosine_min_history_over_three_steps():
-  state = types.init_reward_state(num_prompts=4)
+  state = history.init_history(4)
   # step 1: every prompt is new → r_len = 0 → r = I(correct). History: prompt 0 gets
   # min(10, 20) = 10 from its two correct answers; prompt 1 (all wrong) stays unseen.
   r, state, m = _step("hapo_cosine", state, [1, 1, 0, 0], [10, 20, 5, 7], [0, 0, 1, 1])
   np.testing.assert_allclose(r, [1, 1, 0, 0])
   np.testing.assert_allclose(m["hapo_cosine/seen_frac"], 0.0)
-  np.testing.assert_allclose(state.hist_len_n, [10, 0, 0, 0])
-  np.testing.assert_allclose(state.hist_count_n, [2, 0, 0, 0])
+  np.testing.assert_allclose(state["len_n"], [10, 0, 0, 0])
+  np.testing.assert_allclose(state["count_n"], [2, 0, 0, 0])
   # step 2, prompt 0 (h = 10): correct L = 5 → cos(π/4) → 1 + .7071;
   # wrong L = 30 ≥ 2h → c = −1 → min(0, −1) → 0 − 1. Prompt 1 still new → [1, 1].
   r, state, m = _step("hapo_cosine", state, [1, 0, 1, 1], [5, 30, 8, 12], [0, 0, 1, 1])
   np.testing.assert_allclose(r, [1 + COS_PI_4, -1, 1, 1], rtol=1e-6)
   np.testing.assert_allclose(m["hapo_cosine/seen_frac"], 0.5)
-  np.testing.assert_allclose(state.hist_len_n, [5, 8, 0, 0])     # min(10, 5); min(8, 12)
-  np.testing.assert_allclose(state.hist_count_n, [3, 2, 0, 0])
+  np.testing.assert_allclose(state["len_n"], [5, 8, 0, 0])     # min(10, 5); min(8, 12)
+  np.testing.assert_allclose(state["count_n"], [3, 2, 0, 0])
   # step 3, prompt 1 (h = 8): L = 4 → cos(π/4); L = 14 → cos(1.75·π/2) = −.9239 → floor −.7
   # → 0.3. Prompt 2 is new: [0, 1].
   r, state, _ = _step("hapo_cosine", state, [1, 1, 0, 1], [4, 14, 3, 9], [1, 1, 2, 2])
   np.testing.assert_allclose(r, [1 + COS_PI_4, 0.3, 0, 1], rtol=1e-6)
-  np.testing.assert_allclose(state.hist_len_n, [5, 4, 9, 0])
-  np.testing.assert_allclose(state.hist_count_n, [3, 4, 1, 0])
+  np.testing.assert_allclose(state["len_n"], [5, 4, 9, 0])
+  np.testing.assert_allclose(state["count_n"], [3, 4, 1, 0])
 
 
 def test_hapo_cosine_mean_history():
-  state = types.init_reward_state(num_prompts=2)
+  state = history.init_history(2)
   _, state, _ = _step("hapo_cosine", state, [1, 1, 0, 0], [10, 20, 5, 7], [0, 0, 1, 1],
                       mode="mean")
-  np.testing.assert_allclose(state.hist_len_n, [15, 0])           # (10 + 20) / 2
+  np.testing.assert_allclose(state["len_n"], [15, 0])           # (10 + 20) / 2
   # h = 15: L = 5 → cos(π/6) → 1.8660; wrong L = 30 = 2h (not < 2h) → −1.
   r, state, _ = _step("hapo_cosine", state, [1, 0, 1, 1], [5, 30, 8, 12], [0, 0, 1, 1],
                       mode="mean")
   np.testing.assert_allclose(r, [1 + COS_PI_6, -1, 1, 1], rtol=1e-6)
   # prompt 0: (15·2 + 5) / 3 = 35/3; prompt 1: (8 + 12) / 2 = 10.
-  np.testing.assert_allclose(state.hist_len_n, [35 / 3, 10], rtol=1e-6)
-  np.testing.assert_allclose(state.hist_count_n, [3, 2])
+  np.testing.assert_allclose(state["len_n"], [35 / 3, 10], rtol=1e-6)
+  np.testing.assert_allclose(state["count_n"], [3, 2])
 
 
 def _seeded(h, count=1.0, num_prompts=2):
-  state = types.init_reward_state(num_prompts)
-  return state.replace(hist_len_n=state.hist_len_n.at[0].set(h),
-                       hist_count_n=state.hist_count_n.at[0].set(count))
+  state = history.init_history(num_prompts)
+  return {"len_n": state["len_n"].at[0].set(h), "count_n": state["count_n"].at[0].set(count)}
 
 
 def test_hapo_linear_golden_and_duplicate_prompt_in_batch():
@@ -77,8 +75,8 @@ def test_hapo_linear_golden_and_duplicate_prompt_in_batch():
   r, state, _ = _step("hapo_linear", _seeded(10.0), [1, 1, 1, 1, 0, 0, 0, 0],
                       [5, 10, 15, 25, 5, 15, 30, 11], [0] * 8, group_size=4)
   np.testing.assert_allclose(r, [1.5, 1, 0.6, 0.3, 0, -0.4, -1, 0], rtol=1e-6, atol=1e-6)
-  np.testing.assert_allclose(state.hist_len_n, [5, 0])           # min(10, 5)
-  np.testing.assert_allclose(state.hist_count_n, [5, 0])         # 1 + 4 correct answers
+  np.testing.assert_allclose(state["len_n"], [5, 0])           # min(10, 5)
+  np.testing.assert_allclose(state["count_n"], [5, 0])         # 1 + 4 correct answers
 
 
 def test_hapo_length_weight_scales_only_the_length_term():
@@ -95,7 +93,7 @@ def test_zero_length_response_and_zero_length_history(name):
   #   L = 3 → −(3 − 1.1)/1 = −1.9 → −.7 → .3
   r, state, _ = _step(name, _seeded(0.0), [1, 1, 1], [0, 1, 3], [0, 0, 0], group_size=1)
   np.testing.assert_allclose(r, [2, 1, 0.3], atol=1e-6)
-  np.testing.assert_allclose(state.hist_len_n, [0, 0])           # min(0, 0) stays 0
+  np.testing.assert_allclose(state["len_n"], [0, 0])           # min(0, 0) stays 0
   assert np.all(np.isfinite(r))
 
 
@@ -106,8 +104,8 @@ def test_all_wrong_group_leaves_history_and_new_prompts_get_plain_correctness(na
   # prompt 0 (h = 10) all wrong: no update; short wrong L = 3 is not punished (0), L = 40 is.
   assert r[0] == 0 and r[1] < 0
   np.testing.assert_allclose(r[2:], [1, 0])                       # prompt 1 is new
-  np.testing.assert_allclose(new_state.hist_len_n, [10, 7])
-  np.testing.assert_allclose(new_state.hist_count_n, [1, 1])
+  np.testing.assert_allclose(new_state["len_n"], [10, 7])
+  np.testing.assert_allclose(new_state["count_n"], [1, 1])
 
 
 def test_unknown_mode_lists_valid_modes():
@@ -121,5 +119,5 @@ def test_history_is_in_the_state_not_the_batch_slot():
   r_a, s_a, _ = _step("hapo_cosine", state, [1, 0, 1, 1], [5, 30, 4, 6], [0, 0, 2, 2])
   r_b, s_b, _ = _step("hapo_cosine", state, [1, 1, 1, 0], [4, 6, 5, 30], [2, 2, 0, 0])
   np.testing.assert_allclose(r_a, np.concatenate([r_b[2:], r_b[:2]]), rtol=1e-6)
-  np.testing.assert_allclose(s_a.hist_len_n, s_b.hist_len_n)
-  np.testing.assert_allclose(jnp.asarray(s_a.hist_len_n), [5, 0, 4])
+  np.testing.assert_allclose(s_a["len_n"], s_b["len_n"])
+  np.testing.assert_allclose(jnp.asarray(s_a["len_n"]), [5, 0, 4])

@@ -6,22 +6,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS, laser
-from configs import common
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = laser.init_band_targets(8)   # (low, medium, high) targets, 0 = unset
 
 
 @functools.cache
 def _fn(name, group_size, **overrides):
-  kwargs = {**common.REWARD_DEFAULTS[name], **overrides}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size, **kwargs))
 
 
 def _rewards(name, batch, group_size, state=STATE, **overrides):
   out, new_state, _ = _fn(name, group_size, **overrides)(batch, state)
-  np.testing.assert_array_equal(new_state.band_targets, state.band_targets)  # host-owned
+  np.testing.assert_array_equal(new_state, state)  # the host monitor owns the update
   return np.asarray(out.rewards_b)
 
 
@@ -55,7 +54,7 @@ def test_bands_from_group_accuracy():
 
 
 def test_laser_d_band_targets():
-  state = STATE.replace(band_targets=jnp.asarray([30.0, 20.0, 10.0]))
+  state = jnp.asarray([30.0, 20.0, 10.0])
   # Group 0 (1 of 3 correct: medium, L_T 20), group 1 (3 of 3: high, L_T 10).
   batch = testing.make_rollout([1, 0, 0, 1, 1, 1], [20, 5, 50, 10, 11, 3])
   # Group 0: 1 + 0.5 (20 ≤ 20), −0.5, −0.5. Group 1: 1.5, 1 (11 > 10), 1.5.
@@ -70,23 +69,23 @@ def test_laser_d_unset_targets_mean_no_limit():
 
 
 def test_laser_de_exploration_bonus():
-  state = STATE.replace(band_targets=jnp.asarray([4.0, 4.0, 4.0]))
+  state = jnp.asarray([4.0, 4.0, 4.0])
   batch = testing.make_rollout(
       [0, 0, 0, 0, 0, 1], [9, 9, 3, 9, 9, 2], format_ok=[1, 1, 1, 0, 1, 1],
-      repetitive_b=np.asarray([0, 1, 0, 0, 0, 0], bool))
+      features={"repetitive": np.asarray([0, 1, 0, 0, 0, 0], bool)})
   # G = 6, 1 correct → p = 1/6 → low band, L_T = 4.
   # Row 0 wrong, long, not repetitive: −0.5 + 0.5 = 0. Row 1 repetitive: −0.5. Row 2 short: −0.5.
   # Row 3 without an answer: −1 (no bonus). Row 4 like row 0: 0. Row 5 correct & short: 1.5.
   np.testing.assert_allclose(_rewards("laser_de", batch, 6, state=state),
                              [0, -0.5, -0.5, -1, 0, 1.5])
-  with pytest.raises(ValueError, match="repetitive_b"):
-    _fn("laser_de", 6)(batch.replace(repetitive_b=None), state)
+  with pytest.raises(ValueError, match="'repetitive'"):
+    _fn("laser_de", 6)(batch.replace(features={}), state)
 
 
 def test_laser_de_all_wrong_and_all_correct_groups():
-  state = STATE.replace(band_targets=jnp.asarray([2.0, 6.0, 6.0]))
+  state = jnp.asarray([2.0, 6.0, 6.0])
   batch = testing.make_rollout([0, 0, 1, 1], [5, 1, 5, 9],
-                               repetitive_b=np.zeros(4, bool))
+                               features={"repetitive": np.zeros(4, bool)})
   # All wrong: low band, L_T = 2: row 0 long → 0, row 1 short → −0.5.
   # All correct: high band, L_T = 6: 1.5, 1.
   np.testing.assert_allclose(_rewards("laser_de", batch, 2, state=state), [0, -0.5, 1.5, 1])

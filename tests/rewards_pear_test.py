@@ -5,11 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS
-from configs import common
 
-STATE = types.init_reward_state(num_prompts=4)
+STATE = ()   # stateless rewards
 # Rows: correct, correct, wrong, correct without an answer phase (missing tag), empty correct.
 ENTROPY = [[2.0, 2.0, 1.0, 0.0], [0.5, 0.5, 1.0, 1.0], [3.0, 1.0, 1.0, 1.0],
            [0.2, 0.4, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
@@ -18,13 +17,13 @@ THINK = [[1, 1, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]
 
 def _batch():
   return testing.make_rollout([1, 1, 0, 1, 1], [4, 4, 4, 2, 0], max_len=4,
-                              token_entropy_bt=np.asarray(ENTROPY, np.float32),
-                              think_mask_bt=np.asarray(THINK, np.float32))
+                              features={"entropy": np.asarray(ENTROPY, np.float32),
+                                        "think_mask": np.asarray(THINK, np.float32)})
 
 
 @functools.cache
 def _pear(**overrides):
-  kwargs = {**common.REWARD_DEFAULTS["pear"], **overrides}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get("pear"), group_size=1, **kwargs))
 
 
@@ -51,5 +50,5 @@ def test_pear_all_correct_all_wrong_and_missing_inputs():
   batch = _batch()
   wrong = batch.replace(correct_b=np.zeros(5, bool))
   np.testing.assert_allclose(_pear()(wrong, STATE)[0].rewards_b, np.zeros(5))
-  with pytest.raises(ValueError, match="think_mask_bt"):
-    _pear()(batch.replace(think_mask_bt=None), STATE)
+  with pytest.raises(ValueError, match="'think_mask'"):
+    _pear()(batch.replace(features={"entropy": batch.features["entropy"]}), STATE)

@@ -5,17 +5,16 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import testing
 from concise_jax.rewards import REWARDS
-from configs import common
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = ()   # stateless rewards
 COS_02PI = 0.80901699                                     # cos(0.2π)
 
 
 @functools.cache
 def _jitted(name, group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS[name], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get(name), group_size=group_size, **kwargs))
 
 

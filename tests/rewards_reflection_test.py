@@ -1,27 +1,27 @@
-"""ARLCP: keyword counting on the host and the group-calibrated reward (rewards.md §8)."""
+"""ARLCP: keyword counting on the host and the group-calibrated reward (OpenReview aRzEtK9Ite)."""
 import functools
 
 import jax
 import numpy as np
 import pytest
 
-from concise_jax import data, rollout, testing, types
-from concise_jax.rewards import REWARDS, reflection
+from concise_jax import data, rollout, testing
+from concise_jax.rewards import REWARDS
 from concise_jax.rollout import sampler
-from concise_jax.train import rollout_step
-from configs import common
+from concise_jax.train import host_features, rollout_step
 
-STATE = types.init_reward_state(num_prompts=8)
+STATE = ()   # stateless rewards
 
 
 @functools.cache
 def _jitted(group_size, overrides=()):
-  kwargs = {**common.REWARD_DEFAULTS["arlcp"], **dict(overrides)}
+  kwargs = dict(overrides)
   return jax.jit(functools.partial(REWARDS.get("arlcp"), group_size=group_size, **kwargs))
 
 
 def _rewards(correct, length, counts, group_size, **overrides):
-  batch = testing.make_rollout(correct, length, reflection_count_b=np.asarray(counts, np.int32))
+  batch = testing.make_rollout(correct, length,
+                               features={"reflection_count": np.asarray(counts, np.int32)})
   out, _, _ = _jitted(group_size, tuple(sorted(overrides.items())))(batch, STATE)
   return np.asarray(out.rewards_b)
 
@@ -32,8 +32,8 @@ def test_count_reflections():
   # wait 1, check 1 ("let me check"), hmm 1, but 2, double-check 1 (its "check" is not
   # counted again), however 1, hold on 1 (any whitespace), alternatively 1 ("alternative"
   # inside it is not a whole word), check-in 0, awaits 0, oh 1, another thought 1 → 11.
-  assert reflection.count_reflections(text) == 11
-  assert reflection.count_reflections("") == 0
+  assert host_features.count_reflections(text) == 11
+  assert host_features.count_reflections("") == 0
 
 
 def test_arlcp_golden():
@@ -83,11 +83,11 @@ def test_arlcp_population_std_differs_from_stdev():
 
 def test_arlcp_requires_reflection_counts():
   batch = testing.make_rollout([1, 0], [3, 4])
-  with pytest.raises(ValueError, match="reflection_count_b"):
+  with pytest.raises(ValueError, match="reflection_count"):
     _jitted(2)(batch, STATE)
 
 
-def test_rollout_batch_fills_reflection_counts(monkeypatch):
+def test_rollout_batch_fills_reflection_counts_only_when_declared(monkeypatch):
   # The host side, without a model: stub prompt encoding, sampling and decoding.
   texts = ["Wait, 4. Hmm, but check: 4", "4", "hold on... Alternatively 5", ""]
   out = rollout.sampler.SampleOutput(
@@ -100,9 +100,14 @@ def test_rollout_batch_fills_reflection_counts(monkeypatch):
   monkeypatch.setattr(rollout, "completions_to_text", lambda tok, o: texts)
   examples = [data.Example(id=f"x/{i}", prompt="2+2?", answer="4", difficulty=1,
                            split="train", source="x") for i in range(2)]
-  batch, _, _ = rollout_step.rollout_batch(
+  check = lambda c, r, k: [False] * len(c)
+  run = lambda features: rollout_step.rollout_batch(
       None, None, None, examples, [0, 1], None, sp=None, group_size=2,
-      fmt=rollout_step.PromptFormat(), check=lambda c, r, k: [False] * len(c))
+      fmt=rollout_step.PromptFormat(), check=check, features=features)[0]
+  assert run(None).features == {}          # no selected component declared the need
+  features = host_features.HostFeatures(wanted={"reflection_count": {}}, tokenizer=None,
+                                        check=check, group_size=2)
+  counts = run(features).features["reflection_count"]
   # wait + hmm + but + check = 4; none; hold on + alternatively = 2; empty text = 0
-  np.testing.assert_array_equal(batch.reflection_count_b, [4, 0, 2, 0])
-  assert batch.reflection_count_b.dtype == np.int32
+  np.testing.assert_array_equal(counts, [4, 0, 2, 0])
+  assert counts.dtype == np.int32

@@ -6,11 +6,16 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import testing, types
+from concise_jax import components, testing
 from concise_jax.rewards import REWARDS
 from configs import common
 
-STATE = types.init_reward_state(num_prompts=16)
+STATE = ()   # the golden cases below are stateless rewards
+
+
+def _state(name):
+  """The reward's own fresh state for 16 prompts (`()` for a stateless one)."""
+  return components.init_state(REWARDS.component(name), 16)
 
 
 def _reward(name, group_size, **overrides):
@@ -158,13 +163,13 @@ def test_reward_contract(name):
   # The style-guide case, tiled to the shape all contract tests share (P=6, G=4, T=64).
   batch = testing.with_optional_fields(testing.make_rollout(
       correct=[1, 0, 1, 0] * 6, length=[5, 5, 60, 60] * 6, max_len=64, group_size=4))
-  out, new_state, metrics = _reward(name, 4)(batch, STATE)
+  out, new_state, metrics = _reward(name, 4)(batch, _state(name))
   chex.assert_shape(out.rewards_b, (24,))
   chex.assert_type(out.rewards_b, np.float32)
   chex.assert_shape(out.loss_mask_bt, (24, 64))
   chex.assert_shape(out.group_flags_b, (24,))
   chex.assert_tree_all_finite(out)
-  chex.assert_trees_all_equal_shapes_and_dtypes(new_state, STATE)
+  chex.assert_trees_all_equal_shapes_and_dtypes(new_state, _state(name))
   assert all(np.shape(v) == () for v in metrics.values())
   r_b = np.asarray(out.rewards_b)
   assert r_b[0] >= r_b[1] and r_b[2] >= r_b[3]   # correct never below incorrect at equal length
@@ -179,7 +184,7 @@ def test_reward_correct_never_below_wrong_at_equal_length(name):
   length = rng.choice([0, 5, 20, 64], group_size * num_groups)
   batch = testing.with_optional_fields(
       testing.make_rollout(correct, length, max_len=64, group_size=group_size))
-  out, _, _ = _reward(name, group_size)(batch, STATE)
+  out, _, _ = _reward(name, group_size)(batch, _state(name))
   r_pg = np.asarray(out.rewards_b).reshape(num_groups, group_size)
   c_pg, l_pg = correct.reshape(r_pg.shape), length.reshape(r_pg.shape)
   pairs = 0
@@ -201,8 +206,8 @@ def test_reward_invariant_to_permuting_whole_groups(name):
       format_ok=rng.integers(0, 2, 24), group_size=group_size))
   perm = [3, 0, 5, 4, 2, 1]
   fn = _reward(name, group_size)
-  out, state, metrics = fn(batch, STATE)
-  out_p, state_p, metrics_p = fn(testing.permute_groups(batch, perm, group_size), STATE)
+  out, state, metrics = fn(batch, _state(name))
+  out_p, state_p, metrics_p = fn(testing.permute_groups(batch, perm, group_size), _state(name))
   chex.assert_trees_all_close(out_p, testing.permute_groups(out, perm, group_size))
   chex.assert_trees_all_close(state_p, state)    # tables are indexed by prompt id, not slot
   chex.assert_trees_all_close(metrics_p, metrics)

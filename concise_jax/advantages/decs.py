@@ -1,4 +1,4 @@
-"""DECS's token-position group normalisation (arXiv:2509.25827; rewards.md §7 step 4)."""
+"""DECS's token-position group normalisation (arXiv:2509.25827)."""
 import jax
 import jax.numpy as jnp
 

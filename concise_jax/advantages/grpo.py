@@ -33,9 +33,9 @@ def grpo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Arra
          group_size: int, std_ddof: int = 1, eps: float = 1e-6):
   """GRPO outcome advantage (Shao et al., DeepSeekMath, arXiv:2402.03300 §4.1.2).
 
-  A[i, t] = (R_i − mean_g R) / (std_g R + eps) for every valid token t of response i
-  (objectives.md §1). `std_ddof=1` is the unbiased std of verl / TRL (torch.std). A group whose
-  rewards are all equal gets A = 0 exactly; a single-sample group (G = 1) therefore gets 0 too
+  A[i, t] = (R_i − mean_g R) / (std_g R + eps) for every valid token t of response i.
+  `std_ddof=1` is the unbiased std of verl / TRL (torch.std). A group whose rewards are all
+  equal gets A = 0 exactly; a single-sample group (G = 1) therefore gets 0 too
   (verl instead passes the raw score through with mean 0 / std 1: no baseline, so we do not).
 
   Args:
@@ -62,7 +62,7 @@ def grpo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Arra
 @ADVANTAGES.register("dr_grpo")
 def dr_grpo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Array, *,
             group_size: int):
-  """Dr. GRPO advantage (Liu et al., arXiv:2503.20783 §3; objectives.md §2): no std.
+  """Dr. GRPO advantage (Liu et al., arXiv:2503.20783 §3): no std.
 
   A[i, t] = R_i − mean_g R. Dividing by the group std up-weights prompts that are almost always
   right or wrong; Dr. GRPO drops it. (Its other fix, a length-independent constant loss

@@ -1,6 +1,6 @@
 """GTPO advantage: conflict-token weights and an entropy gate folded into a token advantage.
 
-GTPO (Simoni et al., arXiv:2508.03772; objectives.md §6a) is a REINFORCE loss (ratio ≡ 1,
+GTPO (Simoni et al., arXiv:2508.03772) is a REINFORCE loss (ratio ≡ 1,
 registered as the policy loss "reinforce") on a token-level advantage A_i' · λ_{i,t}; all of
 its novelty is in that advantage, so it lives here and composes with any aggregation
 (`configs/gtpo.py` uses seq_mean_token_mean, the code's 1/|o_i| then mean over completions).
@@ -44,12 +44,12 @@ def conflict_masks_bt(tokens_bt, mask_bt, sign_b, group_size):
   return fwd_bt, rev_bt
 
 
-@ADVANTAGES.register("gtpo")
+@ADVANTAGES.register("gtpo", needs=("entropy",))
 def gtpo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Array, *,
          group_size: int, w_conflict: float = 2.0, ent_threshold: float = 0.7,
          ent_scale: float = 0.1, divide_by_conflicts: bool = True, std_ddof: int = 1,
          eps: float = 1e-6):
-  """GTPO token advantage (Simoni et al., arXiv:2508.03772; objectives.md §6a, authors' code).
+  """GTPO token advantage (Simoni et al., arXiv:2508.03772, authors' code).
 
   1. A_i = GRPO group-normalised advantage.
   2. Entropy gate (policy-collapse guard): A_i' = A_i − ent_scale·⟨H⟩_i if ⟨H⟩_i ≤
@@ -62,12 +62,12 @@ def gtpo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Arra
      amplified (λ = w_conflict); λ_fwd · λ_rev multiply. Conflicts use the sign of A_i.
   4. With `divide_by_conflicts` (the code; not in the README formula) the completion's
      advantage is divided by max(#conflict tokens, 1).
-  Inferred: ⟨H⟩_i is the sampling policy's entropy (`Rollout.token_entropy_bt`), equal to the
+  Inferred: ⟨H⟩_i is the sampling policy's entropy (`Rollout.features["entropy"]`), equal to the
   code's current-policy entropy for on-policy updates; sign-alignment uses the loss mask.
 
   Args:
     reward_out: reads `rewards_b` [B].
-    batch: reads `tokens_bt` [B, T] and `token_entropy_bt` [B, T] (required).
+    batch: reads `tokens_bt` [B, T] and `features["entropy"]` [B, T] (declared need).
     mask_bt: [B, T] float32 loss mask.
     group_size: G (static).
     w_conflict: λ on conflict tokens of positive completions (code W_RAW = 2.0).
@@ -80,14 +80,13 @@ def gtpo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Arra
   Returns:
     (adv_bt [B, T] float32, metrics incl. adv/conflict_frac, adv/entropy_gated_frac).
   """
-  if batch.token_entropy_bt is None:
-    raise ValueError("advantage 'gtpo' needs Rollout.token_entropy_bt (the entropy gate)")
+  entropy_bt = types.feature(batch, "entropy", "advantage 'gtpo' (the entropy gate)")
   r_pg = types.to_groups(reward_out.rewards_b.astype(jnp.float32), group_size)
   std_p1 = (r_pg.std(axis=1, ddof=std_ddof, keepdims=True) if group_size > std_ddof
             else jnp.zeros((r_pg.shape[0], 1), jnp.float32))
   adv_b = types.from_groups(centered_pg(r_pg) / (std_p1 + eps))
   n_b = mask_bt.sum(axis=1)
-  ent_b = (jnp.where(mask_bt > 0, batch.token_entropy_bt, 0.0) * mask_bt).sum(axis=1) / (
+  ent_b = (jnp.where(mask_bt > 0, entropy_bt, 0.0) * mask_bt).sum(axis=1) / (
       jnp.maximum(n_b, 1.0))
   gated_b = ent_b > ent_threshold
   adv_gated_b = jnp.where(gated_b, 0.0, adv_b - ent_scale * ent_b)

@@ -1,8 +1,8 @@
 """REINFORCE++ advantages: batch-whitened returns, with or without a group-mean baseline.
 
 Both whiten over every valid token of the whole batch instead of per group (Hu, arXiv:2501.03262;
-verl `reinforce_plus_plus[_baseline]`, objectives.md §1): the batch has far more samples than a
-group, so the scale estimate is stable and small groups are not inflated. DLER (rewards.md §2)
+verl `reinforce_plus_plus[_baseline]`): the batch has far more samples than a
+group, so the scale estimate is stable and small groups are not inflated. DLER (arXiv:2510.15110)
 uses the baseline variant as its "batch-wise reward normalisation".
 """
 import jax
@@ -54,7 +54,7 @@ def discounted_returns_bt(r_bt: jax.Array, mask_bt: jax.Array, gamma: float) -> 
 @ADVANTAGES.register("reinforce_pp")
 def reinforce_pp(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Array, *,
                  group_size: int, gamma: float = 1.0, eps: float = 1e-8):
-  """REINFORCE++ (Hu, arXiv:2501.03262; verl `reinforce_plus_plus`, objectives.md §1).
+  """REINFORCE++ (Hu, arXiv:2501.03262; verl `reinforce_plus_plus`).
 
   A = batch-whiten(G_t), G_t the γ-discounted return of the token rewards (outcome reward on
   the last token unless the reward gives token rewards). No group baseline: the batch mean is
@@ -82,7 +82,7 @@ def reinforce_pp(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: 
 @ADVANTAGES.register("reinforce_pp_baseline")
 def reinforce_pp_baseline(reward_out: types.RewardOutput, batch: types.Rollout,
                           mask_bt: jax.Array, *, group_size: int, eps: float = 1e-8):
-  """REINFORCE++-baseline = DLER's batch-wise normalisation (rewards.md §2; DLER arXiv:2510.15110
+  """REINFORCE++-baseline = DLER's batch-wise normalisation (DLER arXiv:2510.15110
   Eq. 3; verl `reinforce_plus_plus_baseline`).
 
   a_i = R_i − mean_g R (group mean, no group std), broadcast over the tokens of response i, then

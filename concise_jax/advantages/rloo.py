@@ -12,9 +12,9 @@ def rloo(reward_out: types.RewardOutput, batch: types.Rollout, mask_bt: jax.Arra
          group_size: int):
   """REINFORCE Leave-One-Out advantage (Ahmadian et al., arXiv:2402.14740 §3; verl `rloo`).
 
-  A_i = R_i − mean_{j≠i} R_j = G/(G−1) · (R_i − mean_g R) (objectives.md §1 table): the
-  baseline excludes the sample itself, so it is independent of R_i and the estimate unbiased.
-  No std division. G = 1 has no other sample to form a baseline and gets A = 0 (as verl's
+  A_i = R_i − mean_{j≠i} R_j = G/(G−1) · (R_i − mean_g R): the baseline excludes the sample
+  itself, so it is independent of R_i and the estimate unbiased. No std division. G = 1 has
+  no other sample to form a baseline and gets A = 0 (as verl's
   vectorised version and our `grpo`; verl's loop version passes R_i through instead).
 
   Args:

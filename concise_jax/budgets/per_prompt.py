@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 
 from concise_jax import types
-from concise_jax.budgets.base import BUDGET_SCHEDULES, BUDGET_UPDATES
+from concise_jax.budgets.base import BUDGET_SCHEDULES, PerPromptTable
 
 
 def stored_budget_p(budget_n, prompt_index_p, max_new_tokens: int) -> jax.Array:
@@ -19,16 +19,8 @@ def _group_stats(batch: types.Rollout, group_size: int):
   return correct_pg, length_pg, index_p
 
 
-@BUDGET_SCHEDULES.register("palu")
-def palu(step, budget_n, prompt_index_p, *, max_new_tokens: int, **_):
-  """PALU (Gao et al., arXiv:2510.10168; rewards.md §13): each prompt's own budget L[n]."""
-  del step
-  return stored_budget_p(budget_n, prompt_index_p, max_new_tokens)
-
-
-@BUDGET_UPDATES.register("palu")
 def palu_update(budget_n, batch: types.Rollout, *, group_size: int, max_new_tokens: int,
-                target_accuracy: float = 0.5, quantile: float = 0.5, min_budget: int = 8):
+                target_accuracy: float, quantile: float, min_budget: int):
   """PALU's two-regime budget step (Lagrange multiplier truncated to its extremes).
 
   Performance satisfied (group accuracy ≥ C = `target_accuracy`) → shrink: L[n] = the
@@ -47,16 +39,20 @@ def palu_update(budget_n, batch: types.Rollout, *, group_size: int, max_new_toke
   return budget_n.at[index_p].set(new_p)
 
 
-@BUDGET_SCHEDULES.register("da_dler_caps")
-def da_dler_caps(step, budget_n, prompt_index_p, *, max_new_tokens: int, **_):
-  """Difficulty-Aware DLER caps (arXiv:2510.15110; rewards.md §2) as a per-prompt decode cap."""
-  del step
+@BUDGET_SCHEDULES.register("palu", init=PerPromptTable(palu_update))
+def palu(step, budget_n, prompt_index_p, *, max_new_tokens: int, target_accuracy: float = 0.5,
+         quantile: float = 0.5, min_budget: int = 8):
+  """PALU (Gao et al., arXiv:2510.10168): each prompt's own budget L[n] (`palu_update`).
+
+  Options (read by the update): target_accuracy C, the group accuracy at which the budget
+  shrinks; quantile of the group's correct lengths it shrinks to; min_budget in tokens.
+  """
+  del step, target_accuracy, quantile, min_budget
   return stored_budget_p(budget_n, prompt_index_p, max_new_tokens)
 
 
-@BUDGET_UPDATES.register("da_dler_caps")
 def da_dler_caps_update(budget_n, batch: types.Rollout, *, group_size: int,
-                        max_new_tokens: int, threshold: float = 0.5, easy_cap: float = 0.5):
+                        max_new_tokens: int, threshold: float, easy_cap: float):
   """A prompt whose last group was easy (accuracy ≥ `threshold`) is next sampled under the
   small cap, otherwise under the rollout cap (the paper: {2000, 4000} around p = 0.5).
 
@@ -69,3 +65,15 @@ def da_dler_caps_update(budget_n, batch: types.Rollout, *, group_size: int,
   easy_p = correct_pg.mean(axis=1) >= threshold
   new_p = jnp.where(easy_p, jnp.round(small), max_new_tokens).astype(jnp.int32)
   return budget_n.at[index_p].set(new_p)
+
+
+@BUDGET_SCHEDULES.register("da_dler_caps", init=PerPromptTable(da_dler_caps_update))
+def da_dler_caps(step, budget_n, prompt_index_p, *, max_new_tokens: int, threshold: float = 0.5,
+                 easy_cap: float = 0.5):
+  """Difficulty-Aware DLER caps (arXiv:2510.15110) as a per-prompt decode cap.
+
+  Options (read by `da_dler_caps_update`): threshold, the previous group accuracy at which a
+  prompt counts as easy; easy_cap, easy prompts' cap (tokens, or a fraction ≤ 1 of the cap).
+  """
+  del step, threshold, easy_cap
+  return stored_budget_p(budget_n, prompt_index_p, max_new_tokens)

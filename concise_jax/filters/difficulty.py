@@ -1,4 +1,4 @@
-"""Balanced online difficulty filtering (Bae et al., arXiv:2504.03380; objectives.md §8)."""
+"""Balanced online difficulty filtering (Bae et al., arXiv:2504.03380)."""
 import jax
 import jax.numpy as jnp
 

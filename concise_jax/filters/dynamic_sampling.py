@@ -16,7 +16,7 @@ def keep_all(batch: types.Rollout, reward_out: types.RewardOutput, *, group_size
 @GROUP_FILTERS.register("nonzero_variance")
 def nonzero_variance(batch: types.Rollout, reward_out: types.RewardOutput, *,
                      group_size: int) -> jax.Array:
-  """DAPO dynamic sampling (Yu et al., arXiv:2503.14476 §3.2; objectives.md §3).
+  """DAPO dynamic sampling (Yu et al., arXiv:2503.14476 §3.2).
 
   Keeps a group iff 0 < #correct < G on the RAW verifier result, i.e. its correctness varies
   (all-correct and all-wrong groups give zero GRPO advantage under 0/1 rewards). Integer counts,

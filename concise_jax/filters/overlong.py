@@ -1,4 +1,4 @@
-"""Overlong filtering: truncated samples leave the loss (DAPO §3.4; objectives.md §3).
+"""Overlong filtering: truncated samples leave the loss (DAPO, arXiv:2503.14476 §3.4).
 
 This is a per-SAMPLE mask, so it is not a group filter (those keep or drop whole groups and
 drive the refill loop). It is a config switch, `config.loss.mask_truncated`, that the update

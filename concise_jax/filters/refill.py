@@ -30,7 +30,7 @@ def select_groups(tree: Any, keep_b: Any, *, group_size: int) -> Any:
 
 def fill_groups(next_batch: Callable[[], Any], keep_fn: Callable[[Any], Any], *,
                 group_size: int, groups_per_update: int, max_batches: int = 10):
-  """DAPO's "keep generating until the batch is full" loop (objectives.md §3).
+  """DAPO's "keep generating until the batch is full" loop (DAPO, arXiv:2503.14476 §3.2).
 
   Calls `next_batch()` (a fresh rollout on new prompts, already scored) until `keep_fn` has
   accepted `groups_per_update` groups in total, then returns exactly that many, in generation

@@ -1,12 +1,13 @@
-"""CEEH — "Compress the Easy, Explore the Hard" (Luo et al., arXiv:2602.22642; rewards.md §4).
+"""CEEH — "Compress the Easy, Explore the Hard" (Luo et al., arXiv:2602.22642).
 
 Length-only optimisation collapses entropy and stops exploration on hard prompts. CEEH rewards
 correct answers that beat a slowly-updated per-prompt "shortest correct length", and adds an
 entropy term only for the prompts that are currently hard (group accuracy at or below the
 dataset's mean accuracy EMA).
 
-State (`RewardState`, checkpointed): `acc_ema_n` (−1 = unseen), `hist_len_n` (len_ref, 0 = no
-history) and `hist_count_n` (times a prompt was scored; marks seen prompts).
+State (`init_ceeh`, the reward's own, checkpointed): `acc_ema_n` (−1 = unseen), `len_ref_n`
+(0 = no history) and `count_n` (times a prompt was scored; marks seen prompts). Host need:
+the sampler's token entropy, in the entropy-advantage mode only.
 """
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,16 @@ ENTROPY_MODES = ("ea", "me", "none")
 SCHEDULES = ("constant", "linear", "cosine")
 
 
+def init_ceeh(num_prompts: int, **options) -> dict:
+  """Fresh per-prompt tables: no len_ref (0), accuracy EMA unseen (−1), never scored (0)."""
+  del options
+  return {"len_ref_n": jnp.zeros((num_prompts,), jnp.float32),
+          "acc_ema_n": jnp.full((num_prompts,), -1.0, jnp.float32),
+          "count_n": jnp.zeros((num_prompts,), jnp.float32)}
+
+
 def schedule_t(num_tokens: int, schedule: str) -> jax.Array:
-  """k_t over token positions t = 0..T−1: 1 | 1 − t/T | ½(1 + cos(πt/T)) (rewards.md §4).
+  """k_t over token positions t = 0..T−1: 1 | 1 − t/T | ½(1 + cos(πt/T)) (arXiv:2602.22642).
 
   Inferred: T is the padded completion length (the decode cap), not each response's length.
   """
@@ -33,22 +42,22 @@ def schedule_t(num_tokens: int, schedule: str) -> jax.Array:
   raise ValueError(f"unknown CEEH schedule {schedule!r}; valid choices: {', '.join(SCHEDULES)}")
 
 
-def length_term_b(batch: types.Rollout, state: types.RewardState, p_b: jax.Array,
+def length_term_b(batch: types.Rollout, state: dict, p_b: jax.Array,
                   scale: float, floor: float) -> jax.Array:
   """lr[i] = max(floor, s·(len_ref − L)/len_ref) for correct answers of prompts that did not
   get worse (p[g] ≥ acc_ema[n]) and have a history (len_ref > 0); 0 otherwise."""
-  ref_b = state.hist_len_n[batch.prompt_index_b]
-  ema_b = state.acc_ema_n[batch.prompt_index_b]
+  ref_b = state["len_ref_n"][batch.prompt_index_b]
+  ema_b = state["acc_ema_n"][batch.prompt_index_b]
   safe_ref_b = jnp.where(ref_b > 0, ref_b, 1.0)
   lr_b = jnp.maximum(floor, scale * (ref_b - batch.length_b) / safe_ref_b)
   on_b = batch.correct_b & (p_b >= ema_b) & (ref_b > 0)
   return jnp.where(on_b, lr_b, 0.0)
 
 
-def update_state(batch: types.Rollout, state: types.RewardState, group_size: int, *,
+def update_state(batch: types.Rollout, state: dict, group_size: int, *,
                  len_rate_down: float, len_rate_up: float, acc_rate_up: float,
-                 acc_rate_down: float) -> types.RewardState:
-  """Per-prompt EMA updates AFTER scoring (rewards.md §4), one row per group of the batch.
+                 acc_rate_down: float) -> dict:
+  """Per-prompt EMA updates AFTER scoring, one row per group of the batch.
 
   len_ref ← m on first history, else a·m + (1−a)·len_ref with a = len_rate_down if m < len_ref
   else len_rate_up, m = shortest correct length of the group (no update without a correct
@@ -61,16 +70,16 @@ def update_state(batch: types.Rollout, state: types.RewardState, group_size: int
   p_p = correct_pg.astype(jnp.float32).mean(axis=1)
   len_pg = types.to_groups(batch.length_b.astype(jnp.float32), group_size)
   m_p = jnp.where(correct_pg, len_pg, jnp.inf).min(axis=1)
-  ref_p = state.hist_len_n[idx_p]
+  ref_p = state["len_ref_n"][idx_p]
   a_p = jnp.where(m_p < ref_p, len_rate_down, len_rate_up)
   new_ref_p = jnp.where(ref_p == 0, m_p, a_p * m_p + (1.0 - a_p) * ref_p)
   new_ref_p = jnp.where(jnp.isfinite(m_p), new_ref_p, ref_p)
-  ema_p = state.acc_ema_n[idx_p]
+  ema_p = state["acc_ema_n"][idx_p]
   b_p = jnp.where(p_p > ema_p, acc_rate_up, acc_rate_down)
   new_ema_p = jnp.where(ema_p <= 0, p_p, b_p * p_p + (1.0 - b_p) * ema_p)
-  return state.replace(hist_len_n=state.hist_len_n.at[idx_p].set(new_ref_p),
-                       acc_ema_n=state.acc_ema_n.at[idx_p].set(new_ema_p),
-                       hist_count_n=state.hist_count_n.at[idx_p].add(1.0))
+  return {"len_ref_n": state["len_ref_n"].at[idx_p].set(new_ref_p),
+          "acc_ema_n": state["acc_ema_n"].at[idx_p].set(new_ema_p),
+          "count_n": state["count_n"].at[idx_p].add(1.0)}
 
 
 def entropy_fields(batch: types.Rollout, hard_b: jax.Array, *, mode: str, schedule: str,
@@ -81,7 +90,7 @@ def entropy_fields(batch: types.Rollout, hard_b: jax.Array, *, mode: str, schedu
   an |A|-relative cap k_t·hard/κ (`types.add_advantage_bonus`; equal because k_t·hard ≥ 0).
   ME: the loss's entropy bonus (coefficient c = config.loss.entropy_coef) gets the per-token
   weight k_t·(1 + hard·(F − 1)).
-  Inferred: H is the sampling policy's entropy (`Rollout.token_entropy_bt`); the paper uses the
+  Inferred: H is the sampling policy's entropy (`Rollout.features["entropy"]`); the paper uses the
   current policy's, which is the same distribution on the first optimizer step of an update.
   """
   if mode not in ENTROPY_MODES:
@@ -92,28 +101,27 @@ def entropy_fields(batch: types.Rollout, hard_b: jax.Array, *, mode: str, schedu
   hard_b1 = hard_b.astype(jnp.float32)[:, None]
   if mode == "me":
     return {"entropy_weight_bt": k_1t * (1.0 + hard_b1 * (me_factor - 1.0)) * batch.mask_bt}
-  if batch.token_entropy_bt is None:
-    raise ValueError("CEEH entropy_mode='ea' needs Rollout.token_entropy_bt (host features)")
+  entropy_bt = types.feature(batch, "entropy", "CEEH entropy_mode='ea'")
   gate_bt = k_1t * hard_b1 * batch.mask_bt
-  return {"adv_bonus_bt": gate_bt * alpha_e * jax.lax.stop_gradient(batch.token_entropy_bt),
+  return {"adv_bonus_bt": gate_bt * alpha_e * jax.lax.stop_gradient(entropy_bt),
           "adv_bonus_cap_bt": gate_bt / kappa}
 
 
-@REWARDS.register("ceeh")
-def ceeh(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("ceeh", init=init_ceeh, needs=("entropy if entropy_mode=ea",))
+def ceeh(batch: types.Rollout, state: dict, *, group_size: int,
          length_scale: float = 0.1, length_floor: float = -0.9, len_rate_down: float = 0.2,
          len_rate_up: float = 0.05, acc_rate_up: float = 0.2, acc_rate_down: float = 0.05,
          entropy_mode: str = "ea", schedule: str = "constant", alpha_e: float = 0.4,
          kappa: float = 2.0, me_factor: float = 5.0):
-  """CEEH reward, state update and hard-prompt entropy term (arXiv:2602.22642; rewards.md §4).
+  """CEEH reward, state update and hard-prompt entropy term (arXiv:2602.22642).
 
   hard[g] = I(p[g] ≤ mean(acc_ema)) over the whole table (unseen prompts count as −1), taken
   before the update; r[i] = I(correct[i]) + lr[i] (`length_term_b`); then `update_state`.
   Pair with the mean-centred advantage without std (`dr_grpo`), as the paper does.
 
   Args:
-    batch: reads correct_b, length_b, prompt_index_b, mask_bt (+ token_entropy_bt in EA mode).
-    state: reads and updates acc_ema_n, hist_len_n, hist_count_n.
+    batch: reads correct_b, length_b, prompt_index_b, mask_bt (+ features["entropy"] in EA mode).
+    state: its tables (`init_ceeh`); read, then updated by `update_state`.
     group_size: G (static).
     length_scale: s (train.sh 0.1; the yaml default is 0.5).
     length_floor: lower bound of the length term (−0.9).
@@ -130,7 +138,7 @@ def ceeh(batch: types.Rollout, state: types.RewardState, *, group_size: int,
   """
   correct_f = batch.correct_b.astype(jnp.float32)
   p_b = jnp.repeat(types.to_groups(correct_f, group_size).mean(axis=1), group_size)
-  hard_b = p_b <= state.acc_ema_n.mean()
+  hard_b = p_b <= state["acc_ema_n"].mean()
   lr_b = length_term_b(batch, state, p_b, length_scale, length_floor)
   out = types.make_reward_output(
       batch, correct_f + lr_b, group_flags_b=hard_b.astype(jnp.float32),
@@ -141,4 +149,4 @@ def ceeh(batch: types.Rollout, state: types.RewardState, *, group_size: int,
                            acc_rate_down=acc_rate_down)
   return out, new_state, {"ceeh/hard_frac": hard_b.astype(jnp.float32).mean(),
                           "ceeh/length_term": lr_b.mean(),
-                          "ceeh/acc_ema_mean": state.acc_ema_n.mean()}
+                          "ceeh/acc_ema_mean": state["acc_ema_n"].mean()}

@@ -12,7 +12,7 @@ def outcome_b(correct_b: jax.Array, correct_reward: float, wrong_reward: float) 
 
 
 @REWARDS.register("correctness")
-def correctness(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def correctness(batch: types.Rollout, state: tuple, *, group_size: int,
                 correct_reward: float = 1.0, wrong_reward: float = 0.0):
   """The rule-based 0/1 outcome reward of GRPO (DeepSeekMath §4.1, R1 "accuracy reward").
 
@@ -35,7 +35,7 @@ def correctness(batch: types.Rollout, state: types.RewardState, *, group_size: i
 
 
 @REWARDS.register("correctness_format")
-def correctness_format(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def correctness_format(batch: types.Rollout, state: tuple, *, group_size: int,
                        format_weight: float = 0.1):
   """0/1 correctness plus a format bonus (DeepSeek-R1 §2.2.2 "accuracy + format rewards").
 

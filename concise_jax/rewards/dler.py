@@ -1,4 +1,4 @@
-"""DLER's truncation reward and its difficulty-aware variant (rewards.md §2).
+"""DLER's truncation reward and its difficulty-aware variant (arXiv:2510.15110).
 
 Only the reward part lives here. DLER's other pieces are separate registry entries chosen in
 `configs/dler.py`: batch-wise advantage normalisation (advantages), clip-higher with dual clip
@@ -25,10 +25,10 @@ def within_cap_b(batch: types.Rollout, cap_b: jax.Array | int | None) -> jax.Arr
 
 
 @REWARDS.register("dler")
-def dler(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def dler(batch: types.Rollout, state: tuple, *, group_size: int,
          max_len: int | None = None):
   """DLER truncation reward (Liu et al., "DLER: Doing Length pEnalty Right", arXiv:2510.15110
-  §2–3; rewards.md §2): r = I(correct ∧ not cut off ∧ L ≤ L_T).
+  §2–3): r = I(correct ∧ not cut off ∧ L ≤ L_T).
 
   DLER's point is that this simplest penalty suffices once the optimiser is fixed, so the
   reward carries no shaping at all. In the paper L_T is the generation cap itself
@@ -60,16 +60,16 @@ def difficulty_tier_p(ratio_p: jax.Array, thresholds: tuple[float, ...]) -> jax.
 
 
 @REWARDS.register("da_dler")
-def da_dler(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def da_dler(batch: types.Rollout, state: tuple, *, group_size: int,
             thresholds: tuple[float, ...] = (0.5,), caps: tuple[int, ...] = (4000, 2000)):
-  """Difficulty-Aware DLER (arXiv:2510.15110 §4; rewards.md §2 "DA-DLER"): the reward part.
+  """Difficulty-Aware DLER (arXiv:2510.15110 §4): the reward part.
 
   p[g] = share of group g answered correctly (and not cut off) under the rollout cap; the
   group's tier k = #{thresholds ≤ p[g]} picks its cap `caps[k]` (caps ordered hardest →
   easiest); r[i] = I(correct ∧ not cut off ∧ L ≤ caps[k]). Easy prompts thus get a tighter cap
   without starving hard ones.
 
-  Inferred (rewards.md marks the order as inferred): roll out under the larger cap, compute p[g],
+  Inferred (the paper does not fix the order): roll out under the larger cap, compute p[g],
   then zero easy-group answers above the smaller cap — which makes this a reward, not a sampler
   change. p = 0.5 exactly counts as easy (`>=`; not found in the paper). The paper's caps are
   {2000, 4000} for a 4000-token rollout cap; configs/dler.py scales them to the rollout cap.

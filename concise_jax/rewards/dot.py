@@ -1,15 +1,15 @@
-"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969; rewards.md §5).
+"""DOT — Dynamic Outlier Truncation (Wu et al., arXiv:2601.03969).
 
 During RLVR already-solved prompts drift to longer answers. DOT has no length penalty: inside
 groups that are entirely correct it cuts the extreme-length tail to T_g = ⌊mean + α·std⌋ tokens
 (masking the rest out of the loss) and re-scores the cut text with the verifier, which usually
 fails because the answer was cut off.
 
-Split as rewards.md §17 proposes: `cut_lengths_b` (pure jnp) is run on the host by
-`train.host_features`, which decodes and re-verifies the cut rows and fills
-`Rollout.cut_length_b` / `Rollout.cut_correct_b`; the reward then only reads them, so host
-and jit can never disagree on where a row was cut. DOT's predictive oversampling (only its
-pass-rate history is kept here) and its KL-Cov loss are not implemented.
+The reward declares two host needs: "cut_length" ([B] int32, `cut_lengths_b` run on the host
+with this reward's options) and "cut_correct" ([B] bool, the verifier on the decoded cut
+text); it then only reads them, so host and jit can never disagree on where a row was cut.
+Its state (`init_pass_rates`) is the pass-rate ring buffer of DOT's predictive oversampling;
+the oversampling itself and DOT's KL-Cov loss are not implemented.
 """
 import jax
 import jax.numpy as jnp
@@ -41,46 +41,54 @@ def cut_lengths_b(length_b: jax.Array, correct_b: jax.Array, *, group_size: int,
   return jnp.where(cut_b, t_b, length_b).astype(jnp.int32)
 
 
-def _record_pass_rate(state: types.RewardState, r_b: jax.Array,
-                      group_size: int) -> types.RewardState:
+def init_pass_rates(num_prompts: int, *, pass_rate_window: int = 16, **options) -> dict:
+  """{"rate_w": [W] float32 ring buffer of batch pass rates, "count": [] int32 written}."""
+  del num_prompts, options
+  return {"rate_w": jnp.zeros((pass_rate_window,), jnp.float32),
+          "count": jnp.zeros((), jnp.int32)}
+
+
+def _record_pass_rate(state: dict, r_b: jax.Array, group_size: int) -> dict:
   """Appends this batch's share of groups with reward std > 0 to the ring buffer that DOT's
   predictive oversampling reads (the sampler side is not implemented here)."""
   r_pg = types.to_groups(r_b, group_size)
   rate = (r_pg.max(axis=1) > r_pg.min(axis=1)).astype(jnp.float32).mean()
-  w = state.pass_rate_hist_w.shape[0]
-  hist_w = state.pass_rate_hist_w.at[state.pass_rate_len % w].set(rate)
-  return state.replace(pass_rate_hist_w=hist_w, pass_rate_len=state.pass_rate_len + 1)
+  w = state["rate_w"].shape[0]
+  return {"rate_w": state["rate_w"].at[state["count"] % w].set(rate),
+          "count": state["count"] + 1}
 
 
-@REWARDS.register("dot")
-def dot(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("dot", init=init_pass_rates, needs=("cut_length", "cut_correct"))
+def dot(batch: types.Rollout, state: dict, *, group_size: int,
         alpha: float = 3.0, margin: float = 32.0, success_threshold: float = 1.0,
-        min_relative_margin: int = 16, correct_reward: float = 1.0, wrong_reward: float = 0.0):
-  """DOT outcome reward on the truncated batch (arXiv:2601.03969; rewards.md §5).
+        min_relative_margin: int = 16, correct_reward: float = 1.0, wrong_reward: float = 0.0,
+        pass_rate_window: int = 16):
+  """DOT outcome reward on the truncated batch (arXiv:2601.03969).
 
   r[i] = correct_reward if (cut ? cut_correct[i] : correct[i]) else wrong_reward, where a row is
   cut when cut_length[i] < L[i] (only correct rows can be: DOT cuts all-correct groups only);
   loss_mask_bt zeroes tokens at positions ≥ cut_length. `alpha`, `margin`,
-  `success_threshold`, `min_relative_margin` are read by the host side (`cut_lengths_b`).
+  `success_threshold`, `min_relative_margin` configure the host's "cut_length" provider
+  (`cut_lengths_b`).
 
   Args:
-    batch: reads correct_b, length_b, mask_bt, cut_length_b, cut_correct_b.
-    state: appends the batch pass rate to pass_rate_hist_w.
+    batch: reads correct_b, length_b, mask_bt, features["cut_length"], ["cut_correct"].
+    state: its pass-rate ring (`init_pass_rates`); the batch pass rate is appended.
     group_size: G (static).
     alpha, margin, success_threshold, min_relative_margin: see `cut_lengths_b`.
     correct_reward, wrong_reward: the outcome values.
+    pass_rate_window: W, the length of the pass-rate ring buffer (state shape).
 
   Returns:
     (RewardOutput with rewards_b and loss_mask_bt, state, metrics: dot/cut_frac,
      dot/cut_tokens_frac, dot/recheck_pass).
   """
-  del alpha, margin, success_threshold, min_relative_margin  # host-side knobs
-  if batch.cut_length_b is None or batch.cut_correct_b is None:
-    raise ValueError("reward 'dot' needs Rollout.cut_length_b and cut_correct_b "
-                     "(train.host_features)")
-  cut_len_b = jnp.minimum(batch.cut_length_b, batch.length_b)
+  del alpha, margin, success_threshold, min_relative_margin  # configure the host provider
+  del pass_rate_window  # the state's shape
+  cut_len_b = jnp.minimum(types.feature(batch, "cut_length", "reward 'dot'"), batch.length_b)
+  cut_correct_b = types.feature(batch, "cut_correct", "reward 'dot'")
   cut_b = batch.correct_b & (cut_len_b < batch.length_b)
-  ok_b = jnp.where(cut_b, batch.cut_correct_b.astype(bool), batch.correct_b)
+  ok_b = jnp.where(cut_b, cut_correct_b.astype(bool), batch.correct_b)
   r_b = jnp.where(ok_b, correct_reward, wrong_reward).astype(jnp.float32)
   pos_bt = jnp.arange(batch.mask_bt.shape[1])[None, :]
   keep_bt = jnp.where(cut_b[:, None], pos_bt < cut_len_b[:, None], True).astype(jnp.float32)

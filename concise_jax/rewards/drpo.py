@@ -1,4 +1,4 @@
-"""DRPO's decoupled objective expressed as per-sample weights (rewards.md §3).
+"""DRPO's decoupled objective expressed as per-sample weights (arXiv:2510.04474).
 
 DRPO replaces the PPO surrogate with, per question q that has both correct and wrong answers,
 
@@ -50,10 +50,10 @@ def drpo_weights_b(batch: types.Rollout, group_size: int, *, lam: float, tau: fl
 
 
 @REWARDS.register("drpo")
-def drpo(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def drpo(batch: types.Rollout, state: tuple, *, group_size: int,
          lam: float = 0.1, tau: float = 10.0, max_len: int | None = None):
   """DRPO (Li, Chen, Lin, Yang, "DRPO: Efficient Reasoning via Decoupled Reward Policy
-  Optimization", arXiv:2510.04474; rewards.md §3) as gradient weights in `rewards_b`.
+  Optimization", arXiv:2510.04474) as gradient weights in `rewards_b`.
 
   r_i = G·ŵ_i for a correct answer (ŵ = softmax over the group's correct answers of
   (1 − L/L_pad)/λ: shorter correct answers weigh more, but every one stays positive), and
@@ -64,7 +64,8 @@ def drpo(batch: types.Rollout, state: types.RewardState, *, group_size: int,
   Inferred / approximated: the negatives' softmax uses the SAMPLING policy's log-probs
   (`old_logp_bt`, i.e. at the rollout temperature, while the update differentiates the
   untempered policy), exact for the first (on-policy) minibatch of the one PPO epoch DRPO runs
-  at temperature 1 and stale after; only the wrong answers' relative weights are affected; L_pad = the padded response width (rewards.md marks it inferred), i.e. the
+  at temperature 1 and stale after; only the wrong answers' relative weights are affected;
+  L_pad = the padded response width (inferred), i.e. the
   rollout cap when `max_len` is None; DRPO's KL hinge term β·max(KL − δ, 0) cannot be expressed
   as a reward and is left to the PPO clip; empty rows do not count in the divisor B'.
 

@@ -1,7 +1,7 @@
-"""HAPO: length rewards relative to each prompt's own history of correct lengths (rewards.md §6).
+"""HAPO: length rewards relative to each prompt's own history of correct lengths (arXiv:2505.11225).
 
-State: `RewardState.hist_len_n` holds h[n], the history length of prompt n, and
-`hist_count_n` how many correct answers formed it; `hist_count_n == 0` is HAPO's "null" (the
+State (`init_history`, the reward's own): `len_n` holds h[n], the history length of prompt n,
+and `count_n` how many correct answers formed it; `count_n == 0` is HAPO's "null" (the
 official code's sentinel 100000). Rewards are computed from the history BEFORE this batch; the
 history is then updated from the batch's correct answers (scatter over `prompt_index_b`, so a
 prompt appearing in two groups of one batch is handled too).
@@ -15,32 +15,38 @@ from concise_jax import types
 from concise_jax.rewards.base import REWARDS
 
 
-def _update_min(state: types.RewardState, idx_b, len_b, correct_b) -> types.RewardState:
+def init_history(num_prompts: int, **options) -> dict:
+  """{"len_n": h [N] float32, "count_n": correct answers behind h [N] float32}, all unseen."""
+  del options
+  return {"len_n": jnp.zeros((num_prompts,), jnp.float32),
+          "count_n": jnp.zeros((num_prompts,), jnp.float32)}
+
+
+def _update_min(state: dict, idx_b, len_b, correct_b) -> dict:
   """Mode "min": h[n] = min(h[n], shortest correct length of n in this batch)."""
   big = jnp.float32(jnp.inf)
-  batch_min_n = jnp.full_like(state.hist_len_n, big).at[idx_b].min(
+  batch_min_n = jnp.full_like(state["len_n"], big).at[idx_b].min(
       jnp.where(correct_b, len_b, big))
-  new_n = jnp.zeros_like(state.hist_count_n).at[idx_b].add(correct_b.astype(jnp.float32))
-  old_h_n = jnp.where(state.hist_count_n > 0, state.hist_len_n, big)
-  hist_len_n = jnp.where(new_n > 0, jnp.minimum(old_h_n, batch_min_n), state.hist_len_n)
-  return state.replace(hist_len_n=hist_len_n, hist_count_n=state.hist_count_n + new_n)
+  new_n = jnp.zeros_like(state["count_n"]).at[idx_b].add(correct_b.astype(jnp.float32))
+  old_h_n = jnp.where(state["count_n"] > 0, state["len_n"], big)
+  len_n = jnp.where(new_n > 0, jnp.minimum(old_h_n, batch_min_n), state["len_n"])
+  return {"len_n": len_n, "count_n": state["count_n"] + new_n}
 
 
-def _update_mean(state: types.RewardState, idx_b, len_b, correct_b) -> types.RewardState:
+def _update_mean(state: dict, idx_b, len_b, correct_b) -> dict:
   """Mode "mean": h[n] = mean of every correct length of n seen so far (count-weighted)."""
-  sum_n = jnp.zeros_like(state.hist_len_n).at[idx_b].add(jnp.where(correct_b, len_b, 0.0))
-  new_n = jnp.zeros_like(state.hist_count_n).at[idx_b].add(correct_b.astype(jnp.float32))
-  count_n = state.hist_count_n + new_n
-  total_n = state.hist_len_n * state.hist_count_n + sum_n
-  hist_len_n = jnp.where(new_n > 0, total_n / jnp.maximum(count_n, 1.0), state.hist_len_n)
-  return state.replace(hist_len_n=hist_len_n, hist_count_n=count_n)
+  sum_n = jnp.zeros_like(state["len_n"]).at[idx_b].add(jnp.where(correct_b, len_b, 0.0))
+  new_n = jnp.zeros_like(state["count_n"]).at[idx_b].add(correct_b.astype(jnp.float32))
+  count_n = state["count_n"] + new_n
+  total_n = state["len_n"] * state["count_n"] + sum_n
+  len_n = jnp.where(new_n > 0, total_n / jnp.maximum(count_n, 1.0), state["len_n"])
+  return {"len_n": len_n, "count_n": count_n}
 
 
 HISTORY_UPDATES = {"min": _update_min, "mean": _update_mean}
 
 
-def update_history(state: types.RewardState, batch: types.Rollout,
-                   mode: str) -> types.RewardState:
+def update_history(state: dict, batch: types.Rollout, mode: str) -> dict:
   """The HAPO history after scoring `batch` (only correct answers contribute)."""
   if mode not in HISTORY_UPDATES:
     raise KeyError(f"unknown HAPO history mode {mode!r}; valid choices: "
@@ -49,14 +55,14 @@ def update_history(state: types.RewardState, batch: types.Rollout,
                                batch.length_b.astype(jnp.float32), batch.correct_b)
 
 
-def _history_b(state: types.RewardState, batch: types.Rollout):
+def _history_b(state: dict, batch: types.Rollout):
   """(h [B] float32 floored at 1 token, seen [B] bool) for each sample's prompt.
 
   A zero-length history (an empty correct answer) would make L/h a 0/0; it is treated as one
   token, which changes nothing for integer lengths ≥ 1.
   """
   idx_b = batch.prompt_index_b
-  return jnp.maximum(state.hist_len_n[idx_b], 1.0), state.hist_count_n[idx_b] > 0
+  return jnp.maximum(state["len_n"][idx_b], 1.0), state["count_n"][idx_b] > 0
 
 
 def cosine_term_b(length_b, h_b, correct_b, correct_floor: float) -> jax.Array:
@@ -94,11 +100,11 @@ def _hapo_output(name, batch, state, len_term_b, length_weight, mode):
       f"{name}/len_term_mean": r_len_b.mean()}
 
 
-@REWARDS.register("hapo_cosine")
-def hapo_cosine(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("hapo_cosine", init=init_history)
+def hapo_cosine(batch: types.Rollout, state: dict, *, group_size: int,
                 length_weight: float = 1.0, mode: str = "min", correct_floor: float = -0.7):
   """HAPO, cosine variant (Huang, Zhang, Cardie, "HAPO: Training Language Models to Reason
-  Concisely via History-Aware Policy Optimization", arXiv:2505.11225; rewards.md §6).
+  Concisely via History-Aware Policy Optimization", arXiv:2505.11225).
 
   r = I(correct) + w_lr · r_len with r_len from `cosine_term_b` against h[n], the prompt's
   history length, and r_len = 0 while the prompt has no correct answer on record. The −0.7
@@ -108,7 +114,7 @@ def hapo_cosine(batch: types.Rollout, state: types.RewardState, *, group_size: i
 
   Args:
     batch: the rollout; reads `correct_b`, `length_b`, `prompt_index_b` [B].
-    state: reads and updates `hist_len_n`, `hist_count_n` [N].
+    state: its history (`init_history`); read, then updated.
     group_size: unused (uniform signature).
     length_weight: w_lr.
     mode: history update, "min" (shortest correct so far) or "mean" (running mean).
@@ -124,18 +130,18 @@ def hapo_cosine(batch: types.Rollout, state: types.RewardState, *, group_size: i
   return _hapo_output("hapo_cosine", batch, state, term_b, length_weight, mode)
 
 
-@REWARDS.register("hapo_linear")
-def hapo_linear(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("hapo_linear", init=init_history)
+def hapo_linear(batch: types.Rollout, state: dict, *, group_size: int,
                 length_weight: float = 1.0, mode: str = "min", tolerance: float = 0.1,
                 correct_floor: float = -0.7, wrong_floor: float = -1.0):
-  """HAPO, linear variant (arXiv:2505.11225; rewards.md §6): `linear_term_b` against h[n].
+  """HAPO, linear variant (arXiv:2505.11225): `linear_term_b` against h[n].
 
   Same history and update as `hapo_cosine`; the length term is piecewise linear with a
   tolerance band of τ = 0.1 (official code's default) above the history length.
 
   Args:
     batch: the rollout; reads `correct_b`, `length_b`, `prompt_index_b` [B].
-    state: reads and updates `hist_len_n`, `hist_count_n` [N].
+    state: its history (`init_history`); read, then updated.
     group_size: unused (uniform signature).
     length_weight: w_lr.
     mode: history update, "min" or "mean".

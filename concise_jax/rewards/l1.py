@@ -1,4 +1,4 @@
-"""L1 / LCPO (Aggarwal & Welleck, arXiv:2503.04697; rewards.md §15a): match a stated budget.
+"""L1 / LCPO (Aggarwal & Welleck, arXiv:2503.04697): match a stated budget.
 
 The budget n is stated in the prompt ("Think for {n} tokens."; `config.budget.prompt_template`
 with the `uniform` budget schedule) and arrives in `Rollout.budget_b`; rows with n < 0 (no
@@ -19,7 +19,7 @@ def _budget_and_length(batch: types.Rollout):
 
 
 @REWARDS.register("l1_exact")
-def l1_exact(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def l1_exact(batch: types.Rollout, state: tuple, *, group_size: int,
              alpha: float = 0.0003):
   """L1-Exact: r = I(correct) − alpha · |n − L| (the code's reward; alpha 0.0003 for n ≤ 4000).
 
@@ -42,11 +42,11 @@ def l1_exact(batch: types.Rollout, state: types.RewardState, *, group_size: int,
 
 
 @REWARDS.register("l1_max")
-def l1_max(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def l1_max(batch: types.Rollout, state: tuple, *, group_size: int,
            form: str = "paper", alpha: float = 0.01, delta: float = 0.5):
   """L1-Max: reward correct answers that stay within the stated maximum n.
 
-  form "paper" (the paper's equation; rewards.md marks it unverified against the code):
+  form "paper" (the paper's equation; unverified against the code):
     r = I(correct) · clip(alpha · (n − L) + delta, 0, 1), alpha 0.01, delta 0.5.
   form "additive" / "multiplier" (the code's `linear_both` variant; which one trained the paper
   model is not known): sc = clip(alpha · (n − L), −1, 1), d = (sc + 1) / 2 and

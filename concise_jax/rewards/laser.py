@@ -1,11 +1,13 @@
-"""LASER / LASER-D / LASER-DE — adaptive length-based step reward (Liu et al., arXiv:2505.15612;
-rewards.md §9).
+"""LASER / LASER-D / LASER-DE — adaptive length-based step reward (Liu et al., arXiv:2505.15612).
 
 A step function: correct answers within a target length L_T get a bonus α. LASER-D picks the
-target per group from its accuracy band, with the three band targets (`RewardState.band_targets`,
-order low, medium, high) re-estimated every `monitor_freq` steps from extra rollouts on a fixed
-monitor set (`band_targets_from_monitor`, called by `train.host_features`). LASER-DE also
-rewards wrong, long, non-repetitive answers, to keep exploring on hard prompts.
+target per group from its accuracy band. Its state (`init_band_targets`) is the three band
+targets [3] float32 (order low, medium, high), re-estimated every `monitor_freq` steps from
+extra rollouts on a fixed monitor set: the reward declares the host need "band_monitor", whose
+host routine (`train.host_features.refresh_band_targets`) calls `band_targets_from_monitor`.
+LASER-DE also rewards wrong, long, non-repetitive answers, to keep exploring on hard prompts;
+it declares "repetitive" (the host's n-gram detector, configured by its `ngram` /
+`min_repeats` options).
 """
 import jax
 import jax.numpy as jnp
@@ -52,12 +54,18 @@ def band_b(correct_b: jax.Array, group_size: int) -> jax.Array:
   return jnp.repeat(band_p, group_size)
 
 
-def band_target_b(state: types.RewardState, band_b_: jax.Array) -> jax.Array:
+def init_band_targets(num_prompts: int, **options) -> jax.Array:
+  """[3] float32 (low, medium, high) targets, 0 = unset (no limit until the first monitor)."""
+  del num_prompts, options
+  return jnp.zeros((3,), jnp.float32)
+
+
+def band_target_b(targets: jax.Array, band_b_: jax.Array) -> jax.Array:
   """[B] float32 target of each row's band; +inf while the band's target is unset (≤ 0).
 
   Inferred: before the first monitor pass there is no limit (the host runs one at step 0).
   """
-  t_b = state.band_targets[band_b_]
+  t_b = targets[band_b_]
   return jnp.where(t_b > 0, t_b, jnp.inf)
 
 
@@ -73,8 +81,8 @@ def band_targets_from_monitor(length_mn: jax.Array, correct_mn: jax.Array, *, gr
   `max_len`. An empty band gets `max_len`.
 
   `correct_only=True` counts only correct responses ≤ Lc in cov_b (still over all responses of
-  the band): our reading of the paper's "expected correct responses" (rewards.md §9 notes the
-  code counts all responses; the code's form is the default).
+  the band): our reading of the paper's "expected correct responses" (the code counts all
+  responses; the code's form is the default).
   """
   n = length_mn.shape[1]
   n_m = correct_mn.astype(jnp.int32).sum(axis=1)
@@ -95,11 +103,11 @@ def band_targets_from_monitor(length_mn: jax.Array, correct_mn: jax.Array, *, gr
 
 
 @REWARDS.register("laser")
-def laser(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def laser(batch: types.Rollout, state: tuple, *, group_size: int,
           target_length: int = 4096, alpha: float = 0.5, length_reward_type: str = "reward",
           correct_reward: float = 1.0, wrong_reward: float = -0.5,
           no_answer_reward: float = -1.0):
-  """LASER: r[i] = C[i] + α·I(correct)·I(L ≤ L_T), fixed L_T (arXiv:2505.15612; rewards.md §9).
+  """LASER: r[i] = C[i] + α·I(correct)·I(L ≤ L_T), fixed L_T (arXiv:2505.15612).
 
   Args:
     batch: reads correct_b, format_ok_b, length_b.
@@ -128,27 +136,27 @@ def _laser_d_rewards(batch, state, group_size, alpha, length_reward_type, correc
   within_b = batch.length_b <= target_b
   c_b = base_reward_b(batch, correct_reward, wrong_reward, no_answer_reward)
   r_b = c_b + length_term_b(batch.correct_b, within_b, alpha, length_reward_type)
-  metrics = {f"laser/target_{name}": state.band_targets[k]
+  metrics = {f"laser/target_{name}": state[k]
              for k, name in enumerate(("low", "medium", "high"))}
   return r_b, within_b, band, metrics
 
 
-@REWARDS.register("laser_d")
-def laser_d(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("laser_d", init=init_band_targets, needs=("band_monitor",))
+def laser_d(batch: types.Rollout, state: jax.Array, *, group_size: int,
             alpha: float = 0.5, length_reward_type: str = "reward", correct_reward: float = 1.0,
             wrong_reward: float = -0.5, no_answer_reward: float = -1.0, monitor_freq: int = 20,
             monitor_prompts: int = 500, monitor_samples: int = 8, grid_lower: int = 4096,
             grid_upper: int = 16384, grid_step: int = 1024, expected_correct: int = 1,
             correct_only: bool = False):
-  """LASER-D: the target comes from the group's accuracy band (arXiv:2505.15612; §9).
+  """LASER-D: the target comes from the group's accuracy band (arXiv:2505.15612).
 
   r[i] = C[i] + α·I(correct)·I(L ≤ L_T[band(g)]) with band(g) = high if p ≥ 2/3, medium if
-  1/3 ≤ p < 2/3, low otherwise, and L_T = state.band_targets. The monitor knobs are read by
-  the host (`train.host_features.update_band_targets`); the reward never changes the targets.
+  1/3 ≤ p < 2/3, low otherwise, and L_T = the state. The monitor knobs configure the host
+  routine of the "band_monitor" need; the reward itself never changes the targets.
 
   Args:
     batch: reads correct_b, format_ok_b, length_b.
-    state: reads band_targets [3] (low, medium, high); returned unchanged.
+    state: the band targets [3] (low, medium, high); returned unchanged.
     group_size: G (static).
     alpha, length_reward_type, correct_reward, wrong_reward, no_answer_reward: as `laser`.
     monitor_freq: steps between target updates (20).
@@ -162,7 +170,7 @@ def laser_d(batch: types.Rollout, state: types.RewardState, *, group_size: int,
     (RewardOutput with rewards_b, state, metrics: laser/within_frac, laser/target_*).
   """
   del monitor_freq, monitor_prompts, monitor_samples, grid_lower, grid_upper, grid_step
-  del expected_correct, correct_only  # host-side knobs
+  del expected_correct, correct_only  # configure the host's band monitor
   r_b, within_b, _, metrics = _laser_d_rewards(batch, state, group_size, alpha,
                                                length_reward_type, correct_reward,
                                                wrong_reward, no_answer_reward)
@@ -170,22 +178,22 @@ def laser_d(batch: types.Rollout, state: types.RewardState, *, group_size: int,
   return types.make_reward_output(batch, r_b), state, metrics
 
 
-@REWARDS.register("laser_de")
-def laser_de(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("laser_de", init=init_band_targets, needs=("band_monitor", "repetitive"))
+def laser_de(batch: types.Rollout, state: jax.Array, *, group_size: int,
              alpha: float = 0.5, length_reward_type: str = "reward", correct_reward: float = 1.0,
              wrong_reward: float = -0.5, no_answer_reward: float = -1.0, monitor_freq: int = 20,
              monitor_prompts: int = 500, monitor_samples: int = 8, grid_lower: int = 4096,
              grid_upper: int = 16384, grid_step: int = 1024, expected_correct: int = 1,
              correct_only: bool = False, ngram: int = 20, min_repeats: int = 3):
-  """LASER-DE: LASER-D plus α for wrong, long, non-repetitive answers (arXiv:2505.15612; §9).
+  """LASER-DE: LASER-D plus α for wrong, long, non-repetitive answers (arXiv:2505.15612).
 
   r[i] += α if C[i] = wrong_reward (a wrong answer WITH an answer) and L > L_T[band] and not
-  repetitive[i]. `ngram` / `min_repeats` configure the host-side repetition detector
+  repetitive[i]. `ngram` / `min_repeats` configure the host provider of the "repetitive" need
   (`train.host_features.is_repetitive`; Inferred: the paper's detector is not specified).
 
   Args:
-    batch: reads correct_b, format_ok_b, length_b, repetitive_b.
-    state: reads band_targets; returned unchanged.
+    batch: reads correct_b, format_ok_b, length_b, features["repetitive"] [B] bool.
+    state: the band targets [3]; returned unchanged.
     group_size: G (static).
     ngram, min_repeats: a row is repetitive if some `ngram`-token window occurs ≥ `min_repeats`
       times (host side).
@@ -195,14 +203,13 @@ def laser_de(batch: types.Rollout, state: types.RewardState, *, group_size: int,
     (RewardOutput with rewards_b, state, metrics: laser/explore_frac, laser/target_*).
   """
   del monitor_freq, monitor_prompts, monitor_samples, grid_lower, grid_upper, grid_step
-  del expected_correct, correct_only, ngram, min_repeats  # host-side knobs
-  if batch.repetitive_b is None:
-    raise ValueError("reward 'laser_de' needs Rollout.repetitive_b (train.host_features)")
+  del expected_correct, correct_only, ngram, min_repeats  # configure the host's providers
+  repetitive_b = types.feature(batch, "repetitive", "reward 'laser_de'")
   r_b, within_b, _, metrics = _laser_d_rewards(batch, state, group_size, alpha,
                                                length_reward_type, correct_reward,
                                                wrong_reward, no_answer_reward)
   wrong_with_answer_b = ~batch.correct_b & batch.format_ok_b
-  explore_b = wrong_with_answer_b & ~within_b & ~batch.repetitive_b.astype(bool)
+  explore_b = wrong_with_answer_b & ~within_b & ~repetitive_b.astype(bool)
   r_b = r_b + jnp.where(explore_b, alpha, 0.0)
   metrics["laser/explore_frac"] = explore_b.astype(jnp.float32).mean()
   return types.make_reward_output(batch, r_b), state, metrics

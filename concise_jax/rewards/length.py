@@ -10,7 +10,7 @@ from concise_jax.rewards.correctness import outcome_b
 
 
 def kimi_length_term_b(length_b: jax.Array, correct_b: jax.Array, group_size: int) -> jax.Array:
-  """Kimi k1.5 group min–max length term (rewards.md §14).
+  """Kimi k1.5 group min–max length term (arXiv:2501.12599).
 
   lam[i] = 0.5 − (L[i] − Lmin_g) / (Lmax_g − Lmin_g), with Lmin/Lmax over ALL responses of the
   group (correct or not, truncated included) and lam = 0 when every length in the group is equal
@@ -35,7 +35,7 @@ def kimi_length_term_b(length_b: jax.Array, correct_b: jax.Array, group_size: in
 
 
 @REWARDS.register("kimi_length")
-def kimi_length(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def kimi_length(batch: types.Rollout, state: tuple, *, group_size: int,
                 correct_reward: float = 1.0, wrong_reward: float = -0.5,
                 length_weight: float = 0.4):
   """Kimi k1.5 length reward (Kimi Team, arXiv:2501.12599 §2.3.3 "length penalty").
@@ -43,7 +43,7 @@ def kimi_length(batch: types.Rollout, state: types.RewardState, *, group_size: i
   r[i] = C[i] + length_weight · len_reward[i], with C = correct_reward / wrong_reward and
   len_reward from `kimi_length_term_b`. Defaults follow the Laser reference implementation
   (`compute_kimi_penalty`: C = +1 / −0.5, weight 0.4); the Kimi report's own weight and its
-  warm-up schedule are unverified (rewards.md §14). At equal length a correct answer never scores
+  warm-up schedule are unverified. At equal length a correct answer never scores
   below a wrong one while correct_reward − wrong_reward ≥ 0.5 · length_weight.
 
   Args:
@@ -80,13 +80,13 @@ def top_fraction_groups_p(ratio_p: jax.Array, top_fraction: float,
 
 
 @REWARDS.register("grpo_lambda")
-def grpo_lambda(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def grpo_lambda(batch: types.Rollout, state: tuple, *, group_size: int,
                 top_fraction: float = 0.5, min_correct_ratio: float = 0.0,
                 length_weight: float = 0.4):
-  """GRPO-λ (Dai, Liu, Si, arXiv:2505.18086; rewards.md §1): length penalty only where safe.
+  """GRPO-λ (Dai, Liu, Si, arXiv:2505.18086): length penalty only where safe.
 
   p[g] = mean correctness of group g. The groups among the top-λ fraction of the batch by p[g]
-  get the Kimi k1.5 length reward I(correct) + length_weight · len_reward (rewards.md §14); all
+  get the Kimi k1.5 length reward I(correct) + length_weight · len_reward (arXiv:2501.12599); all
   other groups get the plain 0/1 reward I(correct).
 
   Inferred (not found in the paper): λ (`top_fraction`) is a fraction of the batch's groups,

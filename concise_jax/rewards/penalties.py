@@ -47,7 +47,7 @@ def _endpoint_reward(interp, batch, max_len, correct_short, correct_long, wrong_
 
 
 @REWARDS.register("cosine_length")
-def cosine_length(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def cosine_length(batch: types.Rollout, state: tuple, *, group_size: int,
                   max_len: int | None = None, correct_short: float = 2.0,
                   correct_long: float = 1.0, wrong_short: float = -10.0,
                   wrong_long: float = 0.0, exceed_reward: float = -10.0):
@@ -60,11 +60,9 @@ def cosine_length(batch: types.Rollout, state: types.RewardState, *, group_size:
   so the model keeps thinking when it is unsure. A response that hits the cap gets
   `exceed_reward` (r_exceed) whatever its correctness. Defaults are the paper's (2, 1, −10, 0,
   −10; the authors' launch script `section_4.2__..._cosine_repetition_penalty.sh`); the paper's
-  optional n-gram repetition penalty is left out (rewards.md defines none; LASER-DE's
-  `repetitive_b` input could carry it).
-
-  rewards.md does not define this reward; the form and defaults come from the paper. Correct
-  never scores below wrong at equal length while correct_long ≥ wrong_long and
+  optional n-gram repetition penalty is left out (LASER-DE's "repetitive" host need
+  could carry it). Correct never scores below wrong at equal length while
+  correct_long ≥ wrong_long and
   correct_short ≥ wrong_short.
 
   Args:
@@ -86,7 +84,7 @@ def cosine_length(batch: types.Rollout, state: types.RewardState, *, group_size:
 
 
 @REWARDS.register("linear_length")
-def linear_length(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def linear_length(batch: types.Rollout, state: tuple, *, group_size: int,
                   max_len: int | None = None, correct_short: float = 2.0,
                   correct_long: float = 1.0, wrong_short: float = -10.0,
                   wrong_long: float = 0.0, exceed_reward: float = -10.0):
@@ -95,7 +93,7 @@ def linear_length(batch: types.Rollout, state: types.RewardState, *, group_size:
   r = at_zero + (at_max − at_zero) · min(L, L_max) / L_max with the endpoints of
   `cosine_length` (correct: 2 → 1, wrong: −10 → 0, cut off: −10).
 
-  Inferred: rewards.md defines no plain linear length penalty, so this is the linear twin of
+  Inferred: no paper defines this plain linear length penalty; it is the linear twin of
   Yeo et al.'s cosine reward (arXiv:2502.03373 §4.2) with the same knobs and defaults; the two
   then differ only in the curve's shape (the cosine is flat near 0 and near L_max, the line
   has the same slope everywhere), which makes them a clean ablation pair.
@@ -128,10 +126,10 @@ def soft_overlong_term_b(length_b: jax.Array, max_len: int, buffer: int) -> jax.
 
 
 @REWARDS.register("soft_overlong")
-def soft_overlong(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+def soft_overlong(batch: types.Rollout, state: tuple, *, group_size: int,
                   max_len: int | None = None, buffer: int = 4096,
                   penalty_factor: float = 1.0):
-  """DAPO soft overlong punishment (Yu et al., arXiv:2503.14476 §3.4 Eq. 13; objectives.md §3).
+  """DAPO soft overlong punishment (Yu et al., arXiv:2503.14476 §3.4 Eq. 13).
 
   r = I(correct) + penalty_factor · R_length(L), R_length from `soft_overlong_term_b`: a
   graded penalty over the last `buffer` (L_cache) tokens before the hard cap instead of a

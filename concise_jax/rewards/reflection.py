@@ -1,35 +1,23 @@
 """ARLCP: reflection- and length-penalties calibrated within each group's correct answers
-(rewards.md §8).
+(ICLR 2026, OpenReview aRzEtK9Ite).
 
-The keyword count is text processing, so it happens on the host: `rollout_step.rollout_batch`
-fills `Rollout.reflection_count_b` with `count_reflections` below. The reward itself is jnp.
+The keyword count is text processing, so it happens on the host: the reward declares the need
+"reflection_count" ([B] int32), whose provider (`train.host_features`) counts `ARLCP_KEYWORDS`
+in each completion, only in runs that select this reward. The reward itself is jnp.
 """
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 
 from concise_jax import types
-from concise_jax.eval import metrics as eval_metrics
 from concise_jax.rewards.base import REWARDS
 
 # ARLCP's keyword set K (official code, `count_keywords_counter`), matched case-insensitively as
-# whole words. Broader than eval.metrics.REFLECTION_PHRASES: it includes "but", "however",
-# "check", "oh", which also occur outside reflection; the method's weights were tuned with it.
+# whole words by the host provider (`train.host_features.count_reflections`). Broader than
+# eval.metrics.REFLECTION_PHRASES: it includes "but", "however", "check", "oh", which also occur
+# outside reflection; the method's weights were tuned with it.
 ARLCP_KEYWORDS = ("wait", "alternatively", "hold on", "another thought", "verify",
                   "think again", "but", "however", "alternative", "check", "double-check",
                   "oh", "hmm")
-
-
-def count_reflections(text: str, keywords: Sequence[str] = ARLCP_KEYWORDS) -> int:
-  """Total whole-word, case-insensitive keyword matches in one completion (host side).
-
-  Reuses `eval.metrics.reflection_counts`. Its word boundary also excludes hyphens, so
-  "double-check" counts once (as ARLCP's single alternation regex does) and "check-in" counts
-  zero where ARLCP's `\\b` would count one; multi-word keywords allow any whitespace between
-  words. Both are rare; we keep one matcher for training and evaluation.
-  """
-  return sum(eval_metrics.reflection_counts(text, keywords).values())
 
 
 def correct_stats_pg(x_pg: jax.Array, correct_pg: jax.Array, ddof: int):
@@ -62,13 +50,13 @@ def reflection_weight_b(count_b: jax.Array, count_thresholds: tuple[int, ...],
   return jnp.asarray(reflection_weights, jnp.float32)[tier_b]
 
 
-@REWARDS.register("arlcp")
-def arlcp(batch: types.Rollout, state: types.RewardState, *, group_size: int,
+@REWARDS.register("arlcp", needs=("reflection_count",))
+def arlcp(batch: types.Rollout, state: tuple, *, group_size: int,
           count_thresholds: tuple[int, ...] = (40, 80),
           reflection_weights: tuple[float, ...] = (0.05, 0.10, 0.15),
           total_weight: float = 0.2, std_ddof: int = 1, eps: float = 1e-6):
   """ARLCP ("Stop Unnecessary Reflection: Training LRMs for Efficient Reasoning with Adaptive
-  Reflection and Length Coordinated Penalty", ICLR 2026, OpenReview aRzEtK9Ite; rewards.md §8).
+  Reflection and Length Coordinated Penalty", ICLR 2026, OpenReview aRzEtK9Ite).
 
   For a correct answer: ref = σ((c − μ_c)/(σ_c + eps)), len = σ((L − μ_L)/(σ_L + eps)) with the
   statistics over the correct answers of the same group; w1 grows with the answer's own
@@ -79,7 +67,7 @@ def arlcp(batch: types.Rollout, state: types.RewardState, *, group_size: int,
   `</think>`, no `<think>`) is not applied: our verifier's `correct_b` decides correctness.
 
   Args:
-    batch: the rollout; reads `correct_b`, `length_b`, `reflection_count_b` [B].
+    batch: the rollout; reads `correct_b`, `length_b`, `features["reflection_count"]` [B].
     state: returned unchanged.
     group_size: G (static).
     count_thresholds: reflection-count tier bounds (inclusive upper bounds), static.
@@ -91,11 +79,10 @@ def arlcp(batch: types.Rollout, state: types.RewardState, *, group_size: int,
   Returns:
     (RewardOutput with rewards_b [B], state, {"arlcp/reflections_mean"}).
   """
-  if batch.reflection_count_b is None:
-    raise ValueError("arlcp needs Rollout.reflection_count_b (filled by rollout_batch)")
+  reflection_count_b = types.feature(batch, "reflection_count", "reward 'arlcp'")
   if len(reflection_weights) != len(count_thresholds) + 1:
     raise ValueError("arlcp needs len(count_thresholds) + 1 reflection_weights")
-  count_b = batch.reflection_count_b.astype(jnp.float32)
+  count_b = reflection_count_b.astype(jnp.float32)
   ref_b = jax.nn.sigmoid(group_zscore_b(count_b, batch.correct_b, group_size, std_ddof, eps))
   len_b = jax.nn.sigmoid(group_zscore_b(batch.length_b.astype(jnp.float32), batch.correct_b,
                                         group_size, std_ddof, eps))

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from concise_jax import budgets, data, distributed, filters, models, options, rewards, sharding, types
+from concise_jax import components, data, distributed, filters, models, options, sharding, types
 from concise_jax.eval import metrics as eval_metrics_lib
 from concise_jax.eval import runner as eval_runner
 from concise_jax.models import tiny
@@ -32,6 +32,7 @@ from concise_jax.train import checkpoint, lora, metrics as metrics_lib, rollout_
 from concise_jax.train import host_features
 from concise_jax.train import preemption, run_files, weight_merge, workdir_lock
 from concise_jax.train.state import TrainState, init_train_state, state_shardings
+from concise_jax.train.state import with_state_leaves
 from concise_jax.verify import Verifier
 
 
@@ -159,10 +160,10 @@ def _load_named_teacher(name: str) -> tuple[models.ModelConfig, dict]:
 class Functions:
   """The run's jitted pieces."""
   update: Callable          # (state, frozen, UpdateBatch) -> (state, metrics)
-  score: Callable           # (reward_state, rollout) -> (reward_out, reward_state, metrics)
+  score: Callable           # (states, rollout) -> (reward_out, states, metrics)
   keep: Callable            # (rollout, reward_out) -> keep_b
   model_params: Callable    # (trainable, frozen) -> full params for sampling
-  budget: Callable          # (step, budget_n, prompt_index_p) -> budget_p [P] int32
+  budget: Callable          # (states, prompt_index_p) -> budget_p [P] int32
   tx: Any
   state_sh: TrainState
   frozen_sh: Any
@@ -210,17 +211,10 @@ def build_functions(config, model_cfg, trainable, frozen, trainable_axes, mesh) 
   update, tx, state_sh, frozen_sh = _build_update(config, model_cfg, trainable, frozen,
                                                   trainable_axes, mesh)
   group_size = config.rollout.group_size
-  reward_fn = functools.partial(rewards.REWARDS.get(config.reward.name), group_size=group_size,
-                                **config.reward[config.reward.name])
   filter_fn = functools.partial(filters.GROUP_FILTERS.get(config.filter.name),
                                 group_size=group_size, **config.filter[config.filter.name])
-  budget_fn, budget_update = _budget_functions(config)
-
-  def score(reward_state, batch):
-    reward_out, reward_state, metrics = reward_fn(batch, reward_state)
-    return reward_out, reward_state.replace(
-        budget_n=budget_update(reward_state.budget_n, batch)), metrics
-
+  # The reward then the per-prompt budget update, each on its own state, and the budgets.
+  score, budget_fn = components.make_score(config), components.make_budget(config)
   return Functions(update=update, score=jax.jit(score), keep=jax.jit(filter_fn),
                    model_params=_rollout_params_fn(config, model_cfg, mesh, frozen, trainable),
                    budget=jax.jit(budget_fn), tx=tx, state_sh=state_sh, frozen_sh=frozen_sh,
@@ -238,19 +232,6 @@ def _rollout_params_fn(config, model_cfg, mesh, frozen, trainable) -> Callable:
   shapes = jax.eval_shape(policy.model_params, trainable, frozen)
   out_sh = sharding.tree_shardings(mesh, models.param_axes(model_cfg), rules, shapes)
   return jax.jit(policy.model_params, out_shardings=out_sh)
-
-
-def _budget_functions(config) -> tuple[Callable, Callable]:
-  """The configured schedule and its per-prompt update (identity for step-only schedules)."""
-  name, cap = config.budget.name, config.rollout.max_new_tokens
-  kwargs = dict(config.budget[name])
-  schedule = functools.partial(budgets.BUDGET_SCHEDULES.get(name), max_new_tokens=cap,
-                               **kwargs)
-  if name not in budgets.BUDGET_UPDATES:
-    return schedule, lambda budget_n, batch: budget_n
-  return schedule, functools.partial(budgets.BUDGET_UPDATES.get(name),
-                                     group_size=config.rollout.group_size,
-                                     max_new_tokens=cap, **kwargs)
 
 
 @dataclasses.dataclass
@@ -311,8 +292,8 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
   c = r.config
   params = r.fns.model_params(state.params, r.frozen)
   sp = rollout_step.sampling_params(c, r.tokenizer)
-  # Scoring runs on each host (same inputs, same results everywhere): the reward memory comes
-  # off the mesh here and goes back in `train_step`.
+  # Scoring runs on each host (same inputs, same results everywhere): the components' memory
+  # comes off the mesh here and goes back in `train_step`.
   reward_state, generated, reward_metrics = distributed.fetch(state.reward_state), [], []
   steering = rollout_step.steering_from_config(c)   # ASC-steered training rollouts, or None
   stats = {"prompts_cut": 0, "budgets": []}
@@ -323,7 +304,7 @@ def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
     budget_p = None
     if c.budget.name != "none":
       index_p = np.asarray([r.index_of.get(e.id, 0) for e in examples], np.int32)
-      budget_p = np.asarray(r.fns.budget(reward_state.step, reward_state.budget_n, index_p))
+      budget_p = np.asarray(r.fns.budget(reward_state, index_p))
       stats["budgets"].append(budget_p)
     batch, cut = _sample_batch(r, params, examples, jax.random.fold_in(key, len(generated)),
                                group_size=c.rollout.group_size, sp=sp, budget_p=budget_p,
@@ -359,15 +340,19 @@ def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, f
 
 
 def _refresh_band_targets(r: _Run, state: TrainState, step_index: int) -> TrainState:
-  """LASER-D/DE: new band targets from monitor rollouts every monitor_freq steps."""
-  if not host_features.monitor_due(r.config, step_index):
+  """The reward's host monitors that are due (LASER-D/DE's band targets every monitor_freq
+  steps, `host_features.MONITORS`) refresh its state from extra rollouts."""
+  if not any(name in host_features.MONITORS and host_features.monitor_due(opts, step_index)
+             for name, opts in components.needs(r.config).items()):
     return state
   params = r.fns.model_params(state.params, r.frozen)
   sp = rollout_step.sampling_params(r.config, r.tokenizer)
   sample = lambda exs, key, n: _sample_batch(r, params, exs, key, group_size=n, sp=sp)[0]
-  reward_state = host_features.refresh_band_targets(r.config, distributed.fetch(state.reward_state),
-                                                    r.monitor_examples, sample, step_index)
-  return state.replace(reward_state=distributed.put(reward_state, r.fns.state_sh.reward_state))
+  states = distributed.fetch(state.reward_state)
+  reward = host_features.refresh_monitored(r.config, states.reward, r.monitor_examples, sample,
+                                           step_index)
+  states = states.replace(reward=reward)
+  return state.replace(reward_state=distributed.put(states, r.fns.state_sh.reward_state))
 
 
 def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState, dict]:
@@ -441,8 +426,9 @@ def initial_state(config, fns: Functions, trainable, num_prompts: int) -> TrainS
   """Step-0 state on the mesh, in buffers of its own (the trainable tree is copied): the state
   is donated to the update, and the caller's params (e.g. a KL reference) must survive it."""
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
-  state = init_train_state(trainable, fns.tx, num_prompts=num_prompts, rng=rng)
-  return distributed.put(state, fns.state_sh)
+  state = init_train_state(trainable, fns.tx, rng=rng,
+                           reward_state=components.init_states(config, num_prompts))
+  return distributed.put(state, with_state_leaves(fns.state_sh, state))
 
 
 def place_frozen(fns: Functions, frozen: dict, state: TrainState) -> dict:

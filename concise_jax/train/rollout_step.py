@@ -15,7 +15,6 @@ from concise_jax import data, distributed, rollout, types, verify
 from concise_jax.rollout import mesh_sampling
 from concise_jax.rollout.generate import chat_ids
 from concise_jax.train import host_features
-from concise_jax.rewards import reflection
 from concise_jax.verify import extract
 
 # (completions, references, kinds) → one bool per completion.
@@ -111,7 +110,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     group_size: G.
     fmt: prompt formatting.
     check: the verifier.
-    features: optional `host_features.HostFeatures` filling the fields the reward reads.
+    features: optional `host_features.HostFeatures` filling `Rollout.features` with the host
+      features the selected components declared (`make_host_features`).
     budget_p: optional [P] int32 per-prompt token budgets (a budget schedule's output): the
       decode cap of each prompt's samples, or, with `budget_template`, stated in the prompt.
     budget_template: e.g. "Think for {n} tokens." (L1): appended to each prompt with its
@@ -146,12 +146,11 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
       prompt_index_b=rep(np.asarray(prompt_index_p, np.int32)),
       old_logp_bt=np.asarray(out.logp_bt, np.float32),
       prompt_tokens_bs=rep(tokens_ps).astype(np.int32),
-      prompt_mask_bs=rep(mask_ps).astype(np.float32),
-      reflection_count_b=np.zeros(out.length_b.shape, np.int32))
+      prompt_mask_bs=rep(mask_ps).astype(np.float32))
   if stated:
     batch = batch.replace(budget_b=rep(np.asarray(budget_p, np.int32)))
-  if out.entropy_bt is not None:   # sampler flag set because the reward reads it
-    batch = batch.replace(token_entropy_bt=np.asarray(out.entropy_bt, np.float32))
+  if out.entropy_bt is not None:   # sampler flag set because a component declared "entropy"
+    batch = batch.replace(features={"entropy": np.asarray(out.entropy_bt, np.float32)})
   # Host work (text, verification, host features) only on this process's rows; the per-row
   # results are then combined so every process holds the whole scored batch.
   local = jax.tree.map(lambda x: x[rows], batch)
@@ -159,9 +158,7 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
   refs, kinds = _references(examples, group_size, rows)
   local = local.replace(
       correct_b=np.asarray(check(texts, refs, kinds), bool),
-      format_ok_b=np.asarray([has_answer_marker(t) for t in texts], bool),
-      # ARLCP reads this; cheap regex counts, so every rollout carries it
-      reflection_count_b=np.asarray([reflection.count_reflections(t) for t in texts], np.int32))
+      format_ok_b=np.asarray([has_answer_marker(t) for t in texts], bool))
   if features is not None:
     local = features(local, texts, refs, kinds)
   batch = distributed.combine_rows(local, rows, batch.length_b.shape[0], sampled.owner)

@@ -13,35 +13,57 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from concise_jax import sharding, types
+from concise_jax import components, sharding
 
 
 @flax.struct.dataclass
 class TrainState:
-  """Trainable params, optimizer state, reward memory, RNG and the update counter."""
+  """Trainable params, optimizer state, the components' memory, RNG and the update counter."""
   step: jax.Array                   # [] int32 completed updates
   params: Any                       # trainable tree: full model params, or LoRA adapters
   opt_state: optax.OptState
-  reward_state: types.RewardState   # cross-step reward memory (dataset-sized tables)
+  reward_state: components.ComponentStates  # the selected reward / budget's own state
   rng: jax.Array                    # [2] uint32 raw key; per-step keys are fold_in(rng, step)
 
 
-def init_train_state(params: Any, tx: optax.GradientTransformation, *, num_prompts: int,
-                     rng: jax.Array) -> TrainState:
-  """A fresh state at step 0 for `params` (trainable tree) and a dataset of `num_prompts`."""
+def init_train_state(params: Any, tx: optax.GradientTransformation, *, rng: jax.Array,
+                     reward_state: components.ComponentStates | None = None,
+                     num_prompts: int | None = None) -> TrainState:
+  """A fresh state at step 0 for `params` (trainable tree).
+
+  `reward_state` is `components.init_states(config, num_prompts)`; None gives stateless
+  components (enough for the abstract state `state_shardings` reads, which treats the
+  component states as one replicated subtree). `num_prompts` is accepted for old callers.
+  """
+  del num_prompts
+  if reward_state is None:
+    reward_state = components.ComponentStates(step=jnp.zeros((), jnp.int32), reward=(),
+                                              budget=())
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                    reward_state=types.init_reward_state(num_prompts), rng=rng)
+                    reward_state=reward_state, rng=rng)
 
 
 def state_shardings(abstract_state: TrainState, tx: optax.GradientTransformation,
                     params_axes: Any, mesh: jax.sharding.Mesh,
                     rules: Sequence[tuple]) -> TrainState:
   """NamedSharding of every state leaf: params by the rules, optimizer moments like their
-  params (found with `optax.tree_map_params`), everything else replicated."""
+  params (found with `optax.tree_map_params`), everything else replicated.
+
+  The component states get one replicated sharding for the whole subtree (a pytree prefix):
+  their structure depends on the selected reward and budget, which the update never reads, so
+  one update's shardings serve every reward.
+  """
   param_sh = sharding.tree_shardings(mesh, params_axes, rules, abstract_state.params)
   rep = sharding.replicated(mesh)
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_state.opt_state, param_sh,
                                  transform_non_params=lambda _: rep)
   return TrainState(step=rep, params=param_sh, opt_state=opt_sh,
-                    reward_state=jax.tree.map(lambda _: rep, abstract_state.reward_state),
+                    reward_state=rep,
                     rng=rep)
+
+
+def with_state_leaves(state_sh: TrainState, state: TrainState) -> TrainState:
+  """`state_sh` with its one component-state sharding repeated over `state`'s component
+  leaves: the full tree `distributed.put` needs (jit accepts the prefix as it is)."""
+  return state_sh.replace(reward_state=jax.tree.map(lambda _: state_sh.reward_state,
+                                                    state.reward_state))
