@@ -128,10 +128,11 @@ def test_literal_options_accept_only_their_values():
   assert options._parse("mean", option) == "mean"          # pylint: disable=protected-access
 
 
-def test_budget_options_are_the_schedule_and_update_union():
-  assert list(options.budget_options("palu")) == ["target_accuracy", "quantile", "min_budget"]
-  assert list(options.budget_options("tlts")) == ["start", "gamma", "period", "floor",
-                                                  "linear_steps"]
+def test_budget_options_include_a_per_prompt_budget_s_update_options():
+  assert list(options.component_options("budget", "palu")) == [
+      "target_accuracy", "quantile", "min_budget"]
+  assert list(options.component_options("budget", "tlts")) == ["start", "gamma", "period",
+                                                               "floor", "linear_steps"]
 
 
 def test_resolve_keeps_the_selected_variant_only_and_is_idempotent():
