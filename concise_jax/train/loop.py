@@ -279,7 +279,7 @@ def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, grou
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
       key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check,
       features=r.features, budget_p=budget_p,
-      budget_template=r.config.budget.prompt_template, layout=r.layout, steering=steering)
+      layout=r.layout, steering=steering)
   return batch, stats["prompts_cut"]
 
 

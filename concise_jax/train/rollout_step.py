@@ -13,7 +13,6 @@ import numpy as np
 
 from concise_jax import data, distributed, rollout, types, verify
 from concise_jax.rollout import mesh_sampling
-from concise_jax.rollout.generate import chat_ids
 from concise_jax.train import host_features
 from concise_jax.verify import extract
 
@@ -21,27 +20,27 @@ from concise_jax.verify import extract
 CheckFn = Callable[[Sequence[str], Sequence[str], Sequence[str]], list[bool]]
 
 
-@dataclasses.dataclass(frozen=True)
-class PromptFormat:
-  """How an `Example` becomes model input (from `config.data` / `config.rollout`)."""
-  instruction: str = "none"
-  system_prompt: str = ""          # "" = no system turn (the template's default, if any)
-  max_prompt_tokens: int = 64      # left-pad length; longer prompts are cut from the left
+# The one prompt encoding and sampling-settings code, shared with `concise_jax.eval`.
+PromptFormat = mesh_sampling.PromptFormat
+encode_prompts = mesh_sampling.encode_prompts
 
 
 def prompt_format(config) -> PromptFormat:
+  """Training prompts: the run's instruction, system turn, fixed padded length and (L1) the
+  budget statement template."""
   return PromptFormat(instruction=config.data.instruction,
                       system_prompt=config.data.system_prompt,
-                      max_prompt_tokens=config.rollout.max_prompt_tokens)
+                      max_prompt_tokens=config.rollout.max_prompt_tokens,
+                      budget_template=config.budget.prompt_template)
 
 
 def sampling_params(config, tokenizer, *, temperature: float | None = None):
-  """Static `SamplingParams` for training rollouts (or eval, with its own temperature)."""
-  return rollout.SamplingParams(
-      max_new_tokens=config.rollout.max_new_tokens,
+  """Static `SamplingParams` for training rollouts (or eval, with its own temperature); the
+  sampler returns token entropies only when a selected component declared that need."""
+  return mesh_sampling.sampling_params(
+      tokenizer, max_new_tokens=config.rollout.max_new_tokens,
       temperature=config.rollout.temperature if temperature is None else temperature,
       top_k=config.rollout.top_k, top_p=config.rollout.top_p,
-      eos_ids=tuple(tokenizer.eos_ids), pad_id=tokenizer.pad_id,
       return_entropy=host_features.needs_entropy(config))
 
 
@@ -56,22 +55,6 @@ def steering_from_config(config):
 def _load_steering(path: str, strength: float, rule: str):
   from concise_jax import steering  # pylint: disable=import-outside-toplevel
   return steering.load(path).steering(strength, rule)
-
-
-def encode_prompts(tokenizer, examples: Sequence[data.Example],
-                   fmt: PromptFormat) -> tuple[np.ndarray, np.ndarray, int]:
-  """Left-padded chat ids [P, S] and mask, S = max_prompt_tokens; also the number cut.
-
-  Keeping the last S tokens of an over-long prompt keeps the question's end and the assistant
-  header, which is what the model must continue from; the count is logged.
-  """
-  system = fmt.system_prompt or None
-  ids = [chat_ids(tokenizer, data.add_instruction(ex, fmt.instruction), system)
-         for ex in examples]
-  cut = sum(len(x) > fmt.max_prompt_tokens for x in ids)
-  ids = [x[-fmt.max_prompt_tokens:] for x in ids]
-  tokens_ps, mask_ps = rollout.left_pad(ids, tokenizer.pad_id, bucket=fmt.max_prompt_tokens)
-  return tokens_ps, mask_ps, cut
 
 
 def has_answer_marker(text: str) -> bool:
@@ -113,9 +96,10 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     features: optional `host_features.HostFeatures` filling `Rollout.features` with the host
       features the selected components declared (`make_host_features`).
     budget_p: optional [P] int32 per-prompt token budgets (a budget schedule's output): the
-      decode cap of each prompt's samples, or, with `budget_template`, stated in the prompt.
-    budget_template: e.g. "Think for {n} tokens." (L1): appended to each prompt with its
-      budget, recorded in `Rollout.budget_b`, and NOT enforced as the decode cap.
+      decode cap of each prompt's samples, or, with a budget template, stated in the prompt.
+    budget_template: overrides `fmt.budget_template` when given: e.g. "Think for {n}
+      tokens." (L1), appended to each prompt with its budget, recorded in `Rollout.budget_b`,
+      and NOT enforced as the decode cap.
     layout: the mesh to decode on (`sharding.Layout`); None = one device.
     steering: optional `models.Steering` (ASC, `steering_from_config`). `old_logp_bt` is then
       the steered sampler's log-prob, which the update must keep (see `step.py`).
@@ -124,11 +108,11 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     (Rollout with B = P·G numpy rows incl. prompt tokens — the same whole batch on every
     process —, the completion texts of this process's rows, stats dict).
   """
-  stated = budget_p is not None and bool(budget_template)
-  if stated:
-    examples = [dataclasses.replace(ex, prompt=f"{ex.prompt}\n{budget_template.format(n=int(n))}")
-                for ex, n in zip(examples, budget_p)]
-  tokens_ps, mask_ps, cut = encode_prompts(tokenizer, examples, fmt)
+  if budget_template:
+    fmt = dataclasses.replace(fmt, budget_template=budget_template)
+  stated = budget_p is not None and bool(fmt.budget_template)
+  tokens_ps, mask_ps, cut = encode_prompts(tokenizer, examples, fmt,
+                                           budget_p if stated else None)
   cap_b = None if budget_p is None or stated else np.repeat(
       np.asarray(budget_p, np.int32), group_size)
   sampled = mesh_sampling.sample(model_cfg, params, tokens_ps, mask_ps, key, sp,
