@@ -24,6 +24,7 @@ import numpy as np
 from concise_jax import cost_model, models, rollout, sharding, types
 from concise_jax.models import transformer
 from concise_jax.train import loop, rollout_step, step
+from concise_jax.train import trainer as trainer_lib
 from concise_jax.train.state import init_train_state
 
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
@@ -144,19 +145,19 @@ def run_shape_of(config, model_cfg) -> cost_model.RunShape:
 
 
 def compile_update(config, mesh: jax.sharding.Mesh):
-  """The run's jitted update (`loop.build_functions`), lowered on abstract state and batch."""
-  model_cfg, params, _ = loop.load_model(config)
-  trainable, frozen, axes = loop.split_trainable(config, model_cfg, params)
-  fns = loop.build_functions(config, model_cfg, trainable, frozen, axes, mesh)
+  """The run's jitted update (`trainer_lib.build_functions`), lowered on abstract state and batch."""
+  model_cfg, params, _ = trainer_lib.load_model(config)
+  trainable, frozen, axes = trainer_lib.split_trainable(config, model_cfg, params)
+  fns = trainer_lib.build_functions(config, model_cfg, trainable, frozen, axes, mesh)
   state = jax.eval_shape(lambda p: init_train_state(
-      p, fns.tx, num_prompts=config.data.num_prompts, rng=jax.random.PRNGKey(0)), trainable)
+      p, fns.tx), trainable)
   frozen = jax.eval_shape(lambda f: f, frozen)
   batch = abstract_update_batch(run_shape_of(config, model_cfg))
   return fns.update.lower(state, frozen, batch).compile()
 
 
 def _sampler_inputs(config, mesh, reshard: bool = False):
-  model_cfg, params, tokenizer = loop.load_model(config)
+  model_cfg, params, tokenizer = trainer_lib.load_model(config)
   rules = tuple(config.mesh.rules)
   if reshard:   # the layout `rollout.reshard_params` decodes with
     rules = sharding.rollout_rules(rules)
@@ -218,7 +219,7 @@ def check_mesh(config, mesh_shape, *, collectives: bool = True) -> dict:
   config.mesh.shape = tuple(mesh_shape)
   rules = tuple(config.mesh.rules)
   mesh = sharding.make_mesh(mesh_shape)
-  model_cfg = loop.load_model(config)[0]
+  model_cfg = trainer_lib.load_model(config)[0]
   run = run_shape_of(config, model_cfg)
   cm_mesh = cost_model.MeshShape(*mesh_shape)
   mem = cost_model.step_memory(model_cfg, cm_mesh, run, rules)

@@ -123,6 +123,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.ppo_epochs = 1              # passes over each rollout batch
   c.train.recompute_old_logp = True   # old log-probs from the training forward, not the sampler
   c.train.logp_chunk = 64             # tokens per log-prob chunk (memory: B·chunk·V floats)
+  c.train.share_prompt = True         # compute each group's prompt once in the update (exact;
+                                      #   Prefix Grouper arXiv:2506.05433); False = per row
   c.train.ckpt_every = 50             # checkpoint period in steps (and always at the end)
   c.train.keep_ckpts = 3              # checkpoints kept on disk (>= 1)
   c.train.keep_every = 0              # > 0: also keep every step divisible by this forever

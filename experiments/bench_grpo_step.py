@@ -27,7 +27,7 @@ A step is split into rollout (the generate call: `rollout.sample` for ours, the 
 model's `generate` for TRL, both timed to completion), scoring (verification + reward: our
 `check` and jitted reward vs TRL's reward function) and update (the rest of the step: prompt
 encoding, decoding, log-prob forwards incl. the KL reference, backward, optimizer). Steps are
-timed around `loop.train_step` (ours) and from `on_step_begin` to `on_step_end` (TRL callback).
+timed around `train.train_step` (ours) and from `on_step_begin` to `on_step_end` (TRL callback).
 Each (system, KL) pair runs in a fresh subprocess, so peak RSS (`ru_maxrss`) is its own: 1
 warm-up step (ours: compiles; lowering + XLA compile time reported separately, from
 jax.monitoring) + `--steps` timed steps, median of each column reported.
@@ -138,9 +138,9 @@ def ours_config(sizes: Sizes, beta: float, max_prompt_tokens: int):
 def _prompt_records(config, tokenizer) -> list[dict]:
   """The benchmark prompts as our host loop renders them: text, ids, reference, kind."""
   from concise_jax import data, rollout, verify  # pylint: disable=import-outside-toplevel
-  from concise_jax.train import loop  # pylint: disable=import-outside-toplevel
+  from concise_jax import train  # pylint: disable=import-outside-toplevel
   out = []
-  for ex in loop.load_prompts(config)[0]:
+  for ex in train.load_prompts(config)[0]:
     messages = ([{"role": "system", "content": config.data.system_prompt}]
                 if config.data.system_prompt else [])
     messages.append({"role": "user", "content": data.add_instruction(ex, config.data.instruction)})
@@ -206,19 +206,20 @@ def _count_compile_time(acc: dict):
 
 
 def run_ours(spec: dict) -> dict:
-  """Warm-up + timed steps of our host loop (`loop.train_step`), instrumented."""
+  """Warm-up + timed steps of our host loop (`train.train_step`), instrumented."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from concise_jax import rollout  # pylint: disable=import-outside-toplevel
-  from concise_jax.train import loop, rollout_step  # pylint: disable=import-outside-toplevel
+  from concise_jax import train  # pylint: disable=import-outside-toplevel
+  from concise_jax.train import rollout_step  # pylint: disable=import-outside-toplevel
   sizes = Sizes(**spec["sizes"])
   config = ours_config(sizes, spec["beta"], spec["max_prompt_tokens"])
   t0 = time.perf_counter()
-  workdir = tempfile.mkdtemp(prefix="bench_grpo_ours_")
-  r, state, manager, close_checker = loop._setup(config, workdir)  # pylint: disable=protected-access
+  r = train.make_trainer(config)
+  state, close_checker = r.state, r.close
   prompts = _prompt_records(config, r.tokenizer)
   if not spec["max_prompt_tokens"]:
-    # The sampler and update read this per step; nothing built by _setup depends on it.
+    # The sampler and update read this per step; nothing built by make_trainer depends on it.
     config.rollout.max_prompt_tokens = max(len(p["ids"]) for p in prompts)
   _log(f"ours: setup {time.perf_counter() - t0:.1f}s, prompts padded to "
        f"{config.rollout.max_prompt_tokens} tokens, threads={len(os.sched_getaffinity(0))}")
@@ -240,7 +241,7 @@ def run_ours(spec: dict) -> dict:
       lengths.clear()
       correct.clear()
       t0 = time.perf_counter()
-      state, metrics = loop.train_step(r, state, step)
+      state, metrics = train.train_step(r, state, step)
       step_s = time.perf_counter() - t0
       all_lengths = np.concatenate(lengths)
       records.append(_breakdown(step_s, acc["rollout"], acc["scoring"],
@@ -252,9 +253,7 @@ def run_ours(spec: dict) -> dict:
       _log(f"ours step {step}: {step_s:.1f}s (rollout {acc['rollout']:.1f}s, "
            f"scoring {acc['scoring']:.2f}s, jitted update {metrics['perf/update_s']:.1f}s, "
            f"compiling {acc['compile']:.1f}s)")
-  manager.close()
   close_checker()
-  shutil.rmtree(workdir, ignore_errors=True)
   del state
   out = _summarise(records[sizes.warmup:], records[:sizes.warmup])
   out["jit_update_s"] = statistics.median(r["jit_update_s"] for r in records[sizes.warmup:])

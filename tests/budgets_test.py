@@ -9,6 +9,7 @@ import pytest
 
 from concise_jax import budgets, components, rewards, testing
 from concise_jax.train import loop, rollout_step
+from concise_jax.train import trainer as trainer_lib
 from configs import palu
 from tests import resume_test
 
@@ -143,8 +144,8 @@ def test_l1_without_a_stated_budget_says_how_to_get_one():
 
 def test_per_prompt_caps_bound_lengths_and_count_as_truncation_and_templates_only_state():
   config = palu.get_config("model=tiny,runlocal")
-  model_cfg, params, tokenizer = loop.load_model(config)
-  examples = loop.load_prompts(config)[0][:2]
+  model_cfg, params, tokenizer = trainer_lib.load_model(config)
+  examples = trainer_lib.load_prompts(config)[0][:2]
   sp = rollout_step.sampling_params(config, tokenizer)
   run = functools.partial(rollout_step.rollout_batch, model_cfg, params, tokenizer, examples,
                           [0, 1], jax.random.PRNGKey(0), sp=sp, group_size=4,

@@ -5,7 +5,7 @@ import jax
 import pytest
 
 from concise_jax import distributed
-from concise_jax.train import loop
+from concise_jax import train
 from configs import grpo_lambda
 
 
@@ -14,16 +14,12 @@ def test_train_state_and_kl_reference_share_no_buffer(mesh, tmp_path):
   config = grpo_lambda.get_config("model=tiny,runlocal")
   config.kl.coef = 0.05
   config.mesh.shape = mesh
-  r, state, manager, close = loop._setup(config, str(tmp_path))  # pylint: disable=protected-access
-  try:
+  with train.make_trainer(config) as r:
     assert "ref" in r.frozen
-    assert distributed.shared_buffers(state, r.frozen) == []
+    assert distributed.shared_buffers(r.state, r.frozen) == []
     # Same values, different buffers: the reference is a real copy.
     jax.tree.map(lambda a, b: (a == b).all() or pytest.fail("reference differs"),
-                 state.params, r.frozen["ref"])
-  finally:
-    manager.close()
-    close()
+                 r.state.params, r.frozen["ref"])
 
 
 def test_shared_buffers_detects_an_alias():

@@ -17,6 +17,7 @@ from concise_jax import known_names, options, testing, types
 from concise_jax.registry import Registry
 from concise_jax.models import init_params, tiny as tiny_model
 from concise_jax.train import loop, step
+from concise_jax.train import trainer as trainer_lib
 from concise_jax.train.state import init_train_state
 from configs import common, grpo
 
@@ -31,7 +32,7 @@ UPDATE_LEAVES = {
     "optim.clip_norm", "optim.eps", "optim.lr", "optim.micro_batch", "optim.num_minibatches",
     "optim.schedule", "optim.warmup_steps", "optim.weight_decay", "rollout.group_size",
     "rollout.steering.path", "rollout.temperature", "teacher.model", "train.logp_chunk",
-    "train.ppo_epochs", "train.recompute_old_logp",
+    "train.ppo_epochs", "train.recompute_old_logp", "train.share_prompt",
 }
 HEAVY_MODULES = ("orbax.checkpoint", "grain", "tensorflow_datasets", "concise_jax.models",
                  "concise_jax.rollout", "concise_jax.train", "concise_jax.data")
@@ -280,11 +281,10 @@ def tiny():
 def _lowered(tiny, config) -> str:
   model_cfg, params, batch = tiny
   spec = _spec(config)
-  trainable, frozen, _ = loop.split_trainable(config, model_cfg, params)
+  trainable, frozen, _ = trainer_lib.split_trainable(config, model_cfg, params)
   tx, schedule = spec.optimizer()
   update = step.make_update_step(spec, model_cfg, tx, schedule)
-  state = jax.eval_shape(lambda p: init_train_state(p, tx, num_prompts=1,
-                                                    rng=jax.random.PRNGKey(0)), trainable)
+  state = jax.eval_shape(lambda p: init_train_state(p, tx), trainable)
   return jax.jit(update).lower(state, frozen, batch).as_text()
 
 

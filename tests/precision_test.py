@@ -5,13 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from concise_jax.train import loop
+from concise_jax.train import trainer as trainer_lib
 from configs import grpo
 
 
 def _model(dtype):
   config = grpo.get_config("model=tiny,runlocal")
   config.model.dtype = dtype
-  return loop.load_model(config)
+  return trainer_lib.load_model(config)
 
 
 def test_bf16_compute_logprobs_close_to_f32():

@@ -81,3 +81,25 @@ def test_completion_logp_with_prompt_groups_equals_the_joint_one():
   shared = logprobs.completion_logp_entropy(*args, chunk=2, prompt_group=G)
   for a, b in zip(shared, joint):
     np.testing.assert_allclose(a * mask_bt, b * mask_bt, atol=2e-5)
+
+
+def test_update_with_shared_prompts_equals_the_per_row_update():
+  """One training step (KL reference pass, two PPO epochs: old log-prob pass) with
+  `train.share_prompt` on and off: same rollout, same loss and the same new params."""
+  from concise_jax import train  # pylint: disable=import-outside-toplevel
+  from configs import grpo  # pylint: disable=import-outside-toplevel
+  results = []
+  for share in (True, False):
+    config = grpo.get_config("model=tiny,runlocal")
+    config.kl.coef = 0.05
+    config.train.ppo_epochs = 2
+    config.train.share_prompt = share
+    with train.make_trainer(config) as trainer:
+      state, metrics = train.train_step(trainer, trainer.state, 0)
+      results.append((jax.device_get(state.params), metrics))
+  (shared, m_shared), (per_row, m_per_row) = results
+  np.testing.assert_allclose(m_shared["loss/total"], m_per_row["loss/total"], rtol=1e-4,
+                             atol=1e-6)
+  np.testing.assert_allclose(m_shared["loss/kl"], m_per_row["loss/kl"], rtol=1e-4, atol=1e-7)
+  for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(per_row)):
+    np.testing.assert_allclose(a, b, atol=1e-5)

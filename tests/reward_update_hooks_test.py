@@ -5,6 +5,7 @@ import numpy as np
 
 from concise_jax import data, sharding
 from concise_jax.train import loop, rollout_step, step
+from concise_jax.train import trainer as trainer_lib
 from configs import grpo
 
 
@@ -13,9 +14,9 @@ def test_advantage_bonus_and_entropy_weight_reach_the_loss():
   config.kl.coef = 0.0                 # no reference forward
   config.loss.entropy_coef = 0.1
   config.aggregation.name = "token_mean"
-  model_cfg, params, tokenizer = loop.load_model(config)
-  trainable, frozen, axes = loop.split_trainable(config, model_cfg, params)
-  fns = loop.build_functions(config, model_cfg, trainable, frozen, axes,
+  model_cfg, params, tokenizer = trainer_lib.load_model(config)
+  trainable, frozen, axes = trainer_lib.split_trainable(config, model_cfg, params)
+  fns = trainer_lib.build_functions(config, model_cfg, trainable, frozen, axes,
                              sharding.make_mesh(config.mesh.shape))
   examples = data.load_dataset(config.data.dataset, n=config.rollout.prompts_per_step)
   rollout, _, _ = rollout_step.rollout_batch(
@@ -23,14 +24,14 @@ def test_advantage_bonus_and_entropy_weight_reach_the_loss():
       jax.random.PRNGKey(0), sp=rollout_step.sampling_params(config, tokenizer),
       group_size=config.rollout.group_size, fmt=rollout_step.prompt_format(config),
       check=lambda c, r, k: [i % 3 == 0 for i in range(len(c))])
-  state0 = loop.initial_state(config, fns, trainable, config.data.num_prompts)
+  state0 = trainer_lib.initial_state(config, fns, trainable, config.data.num_prompts)
   reward_out, _, _ = fns.score(state0.reward_state, rollout)
   reward_out = jax.device_get(reward_out)
   keep_b = np.ones(rollout.length_b.shape, bool)
   mask_bt = np.asarray(rollout.mask_bt)
 
   def metrics(out):
-    state = loop.initial_state(config, fns, trainable, config.data.num_prompts)
+    state = trainer_lib.initial_state(config, fns, trainable, config.data.num_prompts)
     _, m = fns.update(state, jax.device_put(frozen, fns.frozen_sh),
                       step.UpdateBatch(rollout=rollout, reward_out=out, keep_b=keep_b))
     return jax.device_get(m)

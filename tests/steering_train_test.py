@@ -85,13 +85,14 @@ def test_steered_update_uses_sampler_logp_not_its_own(tmp_path):
   and equals a run that is handed those old log-probs with recomputation off."""
   from concise_jax import sharding  # pylint: disable=import-outside-toplevel
   from concise_jax.train import loop  # pylint: disable=import-outside-toplevel
+  from concise_jax.train import trainer as trainer_lib
 
   def build(config):
-    model_cfg, params, tok = loop.load_model(config)
-    trainable, frozen, axes = loop.split_trainable(config, model_cfg, params)
-    fns = loop.build_functions(config, model_cfg, trainable, frozen, axes,
+    model_cfg, params, tok = trainer_lib.load_model(config)
+    trainable, frozen, axes = trainer_lib.split_trainable(config, model_cfg, params)
+    fns = trainer_lib.build_functions(config, model_cfg, trainable, frozen, axes,
                                sharding.make_mesh(config.mesh.shape))
-    state = loop.initial_state(config, fns, trainable, config.data.num_prompts)
+    state = trainer_lib.initial_state(config, fns, trainable, config.data.num_prompts)
     return model_cfg, tok, fns, jax.device_put(frozen, fns.frozen_sh), state
 
   config = grpo_lambda.get_config("model=tiny,runlocal")

@@ -13,6 +13,7 @@ from concise_jax.eval import metrics as eval_metrics
 from concise_jax.eval import runner
 from concise_jax.rollout import mesh_sampling
 from concise_jax.train import loop, metrics, rollout_step, step
+from concise_jax.train import trainer as trainer_lib
 from concise_jax.verify import Verifier
 from configs import quickstart
 
@@ -51,14 +52,14 @@ def test_run_evaluates_at_step_0_and_at_the_end_and_keeps_step_0_over_a_resume(t
   # The evaluation CLI loads the workdir's latest checkpoint with the adapters merged.
   policy = runner.load_policy(str(tmp_path))
   lora_params = step.policy_from_config(config).model_params(
-      second.state.params, {"base": loop.load_model(config)[1]})
+      second.state.params, {"base": trainer_lib.load_model(config)[1]})
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(lora_params),
                jax.device_get(policy.params))
 
 
 def _eval_run(config, examples):
   """What `loop.evaluate` reads of a trainer, for a policy that is not being trained."""
-  model_cfg, params, tokenizer = loop.load_model(config)
+  model_cfg, params, tokenizer = trainer_lib.load_model(config)
   r = types.SimpleNamespace(config=config, model_cfg=model_cfg, tokenizer=tokenizer,
                             fns=types.SimpleNamespace(model_params=lambda p, frozen: p),
                             frozen={}, eval_examples=examples, layout=None,
@@ -106,14 +107,14 @@ def test_training_data_takes_the_eval_spec_syntax():
   config = quickstart.get_config("model=tiny,runlocal")
   config.data.dataset = "task:arithmetic?difficulty=2-3&unique=true"
   config.eval.every = 2
-  train, held_out = loop.load_prompts(config)
+  train, held_out = trainer_lib.load_prompts(config)
   assert len(train) == 32 and {e.difficulty for e in train} == {2, 3}
   assert len(held_out) == 8 and {e.split for e in held_out} == {"test"}
   assert len({e.prompt for e in train}) == 32       # unique=true reached the generator
   config.data.dataset = "task:arithmetic?level=2"
   with pytest.raises(ValueError, match="unknown option.*'level'.*valid options: difficulty, "
                                        "unique"):
-    loop.load_prompts(config)
+    trainer_lib.load_prompts(config)
 
 
 def _write_gsm8k(path, n, bad_line=None):
@@ -134,8 +135,8 @@ def test_training_files_are_prepared_by_tfds_once_and_reused(tmp_path, monkeypat
   path = _write_gsm8k(tmp_path / "toy_train.jsonl", 12)
   config = quickstart.get_config("model=tiny,runlocal")
   config.data.dataset = f"gsm8k:{path}"
-  first, _ = loop.load_prompts(config)
-  second, _ = loop.load_prompts(config)
+  first, _ = trainer_lib.load_prompts(config)
+  second, _ = trainer_lib.load_prompts(config)
   assert parsed == ["train"]                         # the second load read the prepared copy
   assert first == second == jsonl.read_jsonl("gsm8k", path)
   assert [e.answer for e in first[:3]] == ["0", "2", "4"]
@@ -149,9 +150,9 @@ def test_malformed_training_file_names_file_and_line(tmp_path, monkeypatch):
   config = quickstart.get_config("model=tiny,runlocal")
   config.data.dataset = f"gsm8k:{path}"
   with pytest.raises(jsonl.DataError, match=f"{path}:3: field 'answer'"):
-    loop.load_prompts(config)
+    trainer_lib.load_prompts(config)
   config.data.bad_rows = "drop"
-  train, _ = loop.load_prompts(config)
+  train, _ = trainer_lib.load_prompts(config)
   assert [e.answer for e in train] == ["0", "2", "6"]
 
 
@@ -161,7 +162,7 @@ def test_training_rollouts_encode_prompts_as_the_shared_encoder():
   budget; until `rollout_step` calls the shared encoder, this keeps the two in step."""
   config = quickstart.get_config("model=tiny,runlocal")
   config.rollout.max_prompt_tokens = 40               # cuts the longer step-by-step prompts
-  _, _, tokenizer = loop.load_model(config)
+  _, _, tokenizer = trainer_lib.load_model(config)
   examples = data.load_dataset("task:word_problems", n=3, seed=0)
   shared = mesh_sampling.PromptFormat(instruction=config.data.instruction,
                                       system_prompt=config.data.system_prompt,

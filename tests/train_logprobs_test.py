@@ -6,13 +6,14 @@ import pytest
 
 from concise_jax import models
 from concise_jax.models import tiny
-from concise_jax.train import logprobs, loop
+from concise_jax.train import logprobs
+from concise_jax.train import trainer as trainer_lib
 
 
 @pytest.fixture(scope="module")
 def model():
-  cfg = tiny.tiny_config(remat=True)   # as `loop.load_model` builds it (one compiled init)
-  return cfg, loop.init_params(cfg, jax.random.PRNGKey(0))
+  cfg = tiny.tiny_config(remat=True)   # as `trainer_lib.load_model` builds it (one compiled init)
+  return cfg, trainer_lib.init_params(cfg, jax.random.PRNGKey(0))
 
 
 def _value_and_grads(fn, cfg, params, chunk=None):

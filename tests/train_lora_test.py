@@ -10,14 +10,15 @@ import pytest
 
 from concise_jax import models, sharding, testing, types
 from concise_jax.models import tiny
-from concise_jax.train import lora, loop, step
+from concise_jax.train import lora, step
+from concise_jax.train import trainer as trainer_lib
 from configs import grpo
 
 
 @pytest.fixture(scope="module")
 def base():
-  cfg = tiny.tiny_config(remat=True)   # as `loop.load_model` builds it (one compiled init)
-  return cfg, loop.init_params(cfg, jax.random.PRNGKey(0))
+  cfg = tiny.tiny_config(remat=True)   # as `trainer_lib.load_model` builds it (one compiled init)
+  return cfg, trainer_lib.init_params(cfg, jax.random.PRNGKey(0))
 
 
 def test_zero_init_leaves_params_and_logits_unchanged(base):
@@ -112,14 +113,14 @@ def test_lora_update_trains_only_adapters_over_ppo_epochs_and_minibatches():
   config.train.ppo_epochs = 2
   config.optim.num_minibatches = 2
   config.optim.micro_batch = 4
-  model_cfg, params, _ = loop.load_model(config)
-  trainable, frozen, axes = loop.split_trainable(config, model_cfg, params)
+  model_cfg, params, _ = trainer_lib.load_model(config)
+  trainable, frozen, axes = trainer_lib.split_trainable(config, model_cfg, params)
   assert set(trainable["layers"]) == {"w_q", "w_v"} and set(frozen) == {"base"}
-  fns = loop.build_functions(config, model_cfg, trainable, frozen,
+  fns = trainer_lib.build_functions(config, model_cfg, trainable, frozen,
                              axes, sharding.make_mesh(config.mesh.shape))
   base_before = jax.device_get(params)
   frozen = jax.device_put(frozen, fns.frozen_sh)
-  state = loop.initial_state(config, fns, trainable, 16)
+  state = trainer_lib.initial_state(config, fns, trainable, 16)
   state, metrics = fns.update(state, frozen, _fixed_batch())
   # Only adapter leaves exist in the trained tree and the optimizer state.
   shapes = {x.shape for x in jax.tree.leaves(state.opt_state) if x.ndim > 0}

@@ -13,6 +13,7 @@ from concise_jax import data, sharding
 from concise_jax.losses import AGGREGATIONS
 from concise_jax.models import transformer
 from concise_jax.train import loop, rollout_step, step
+from concise_jax.train import trainer as trainer_lib
 from configs import common, grpo_lambda
 
 
@@ -29,10 +30,10 @@ class Setup:
 
   def __init__(self, config):
     self.config = config
-    self.model_cfg, params, self.tokenizer = loop.load_model(config)
-    trainable, frozen, axes = loop.split_trainable(config, self.model_cfg, params)
+    self.model_cfg, params, self.tokenizer = trainer_lib.load_model(config)
+    trainable, frozen, axes = trainer_lib.split_trainable(config, self.model_cfg, params)
     mesh = sharding.make_mesh(config.mesh.shape)
-    self.fns = loop.build_functions(config, self.model_cfg, trainable, frozen, axes, mesh)
+    self.fns = trainer_lib.build_functions(config, self.model_cfg, trainable, frozen, axes, mesh)
     self.trainable = trainable
     self.frozen = jax.device_put(frozen, self.fns.frozen_sh)
     self.examples = data.load_dataset(config.data.dataset, n=config.rollout.prompts_per_step)
@@ -40,7 +41,7 @@ class Setup:
     self.sp = rollout_step.sampling_params(config, self.tokenizer)
 
   def fresh_state(self):
-    return loop.initial_state(self.config, self.fns, self.trainable, self.config.data.num_prompts)
+    return trainer_lib.initial_state(self.config, self.fns, self.trainable, self.config.data.num_prompts)
 
   def batch(self, state, key, check, keep_b=None):
     params = self.fns.model_params(state.params, self.frozen)

@@ -6,16 +6,17 @@ import numpy as np
 
 from concise_jax import sharding, testing, types
 from concise_jax.train import loop, step
+from concise_jax.train import trainer as trainer_lib
 from configs import dapo, dph_rl, kdrl
 
 
 def _run_update(config, *, truncated):
   """One update on a fixed synthetic batch; returns (frozen keys, metrics)."""
-  model_cfg, params, _ = loop.load_model(config)
-  trainable, frozen, axes = loop.split_trainable(config, model_cfg, params)
+  model_cfg, params, _ = trainer_lib.load_model(config)
+  trainable, frozen, axes = trainer_lib.split_trainable(config, model_cfg, params)
   mesh = sharding.make_mesh(config.mesh.shape)
-  fns = loop.build_functions(config, model_cfg, trainable, frozen, axes, mesh)
-  state = loop.initial_state(config, fns, trainable, config.data.num_prompts)
+  fns = trainer_lib.build_functions(config, model_cfg, trainable, frozen, axes, mesh)
+  state = trainer_lib.initial_state(config, fns, trainable, config.data.num_prompts)
   b, t = config.rollout.prompts_per_step * config.rollout.group_size, 8
   correct = np.tile([1, 0, 1, 1], b // 4)
   rollout = testing.make_rollout(

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from concise_jax.train import checkpoint, loop, weight_merge
+from concise_jax.train import trainer as trainer_lib
 from configs import grpo
 
 pytestmark = pytest.mark.integration
@@ -16,9 +17,9 @@ def test_workdir_with_weight_merge_loads_the_merged_policy(tmp_path):
   c.train.weight_merge.top_fraction = 0.25
   c.train.weight_merge.scale = 0.5
   loop.run(c, str(tmp_path))
-  _, merged, _, step = loop.load_trained_policy(str(tmp_path))
+  _, merged, _, step = trainer_lib.load_trained_policy(str(tmp_path))
   assert step == 1
-  _, base, _ = loop.load_model(c)
+  _, base, _ = trainer_lib.load_model(c)
   trained, _, _ = checkpoint.restore_params(str(tmp_path))
   leaves_base, leaves_trained = jax.tree.leaves(base), jax.tree.leaves(trained)
   leaves_merged = jax.tree.leaves(merged)
@@ -41,7 +42,7 @@ def test_weight_merge_off_loads_the_trained_policy(tmp_path):
   c = grpo.get_config("model=tiny,runlocal")
   c.train.steps = 1
   loop.run(c, str(tmp_path))
-  _, params, _, _ = loop.load_trained_policy(str(tmp_path))
+  _, params, _, _ = trainer_lib.load_trained_policy(str(tmp_path))
   trained, _, _ = checkpoint.restore_params(str(tmp_path))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(trained)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -11,7 +11,7 @@ job, with its own seed). The builder config name carries a fingerprint of the fi
 and modification time (and the bad-row policy), so an edited file is prepared afresh instead of
 read stale, and an unchanged one is read back without re-parsing.
 
-Training (`train.loop.load_prompts`) and `python -m concise_jax.eval` load files this way, into
+Training (`train.load_prompts`) and `python -m concise_jax.eval` load files this way, into
 `config.data.data_dir` / `--data_dir` (default `default_data_dir()`).
 """
 import hashlib

@@ -78,8 +78,8 @@ def load_policy(spec: str) -> Policy:
     cfg, params, tokenizer = models.tiny.load_tiny(0)
     return Policy(spec, cfg, params, tokenizer)
   if os.path.isdir(os.path.join(spec, "ckpt")):
-    from concise_jax.train import loop  # pylint: disable=import-outside-toplevel  # heavy
-    cfg, params, tokenizer, _ = loop.load_trained_policy(spec)
+    from concise_jax.train import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
+    cfg, params, tokenizer, _ = trainer_lib.load_trained_policy(spec)
     return Policy(spec, cfg.replace(remat=False), params, tokenizer)
   cfg, params, tokenizer = models.load(spec)
   return Policy(spec, cfg, params, tokenizer)

@@ -2,8 +2,8 @@
 
     result = run(config, workdir)
 
-Start-up: if `workdir/ckpt` has a checkpoint, resume from it (state, reward memory, RNG and data
-position, bit-exactly); otherwise initialise from the configured model. A non-finite loss,
+Start-up (`trainer.make_trainer`): if `workdir/ckpt` has a checkpoint, resume from it (state,
+component memory and data position, bit-exactly); otherwise start from the configured model. A non-finite loss,
 gradient or update halts the run before anything is saved, so the last checkpoint stays the
 last good one.
 
@@ -12,244 +12,22 @@ Randomness: the tiny model's init and LoRA's A use fold_in(key(seed), 0); the da
 fold_in per refill batch — all pure functions of (seed, step), hence resumable.
 """
 import dataclasses
-import functools
 import json
 import os
 import time
-from collections.abc import Callable
-from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 from absl import logging
 
-from concise_jax import components, data, distributed, filters, models, options, sharding, types
+from concise_jax import components, distributed, filters, options, types
 from concise_jax.eval import metrics as eval_metrics_lib
 from concise_jax.eval import runner as eval_runner
-from concise_jax.models import tiny
-from concise_jax.train import checkpoint, lora, metrics as metrics_lib, rollout_step, step
+from concise_jax.train import checkpoint, metrics as metrics_lib, rollout_step, step
 from concise_jax.train import host_features
-from concise_jax.train import preemption, run_files, weight_merge, workdir_lock
-from concise_jax.train.state import TrainState, init_train_state, state_shardings
-from concise_jax.train.state import with_state_leaves
-from concise_jax.verify import Verifier
-
-
-# --------------------------------------------------------------------------- set-up
-
-# One jit instead of ~40 eager initialiser dispatches (each compiles on first use).
-init_params = jax.jit(models.init_params, static_argnums=0)
-
-
-def load_model(config) -> tuple[models.ModelConfig, dict, Any]:
-  """(model config with the run's remat and dtypes, params, tokenizer) for `config.model.name`.
-
-  Params are held in `model.param_dtype` (float32 master weights, so the optimizer moments are
-  float32 too); the forward casts them to the compute `model.dtype` (bfloat16 on TPU/GPU).
-  """
-  if config.model.name == "tiny":
-    model_cfg = tiny.tiny_config(remat=config.model.remat)
-    params = init_params(model_cfg, jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
-    tokenizer = tiny.CharTokenizer()
-  else:
-    model_cfg, params, tokenizer = models.load(config.model.name)
-  model_cfg = model_cfg.replace(remat=config.model.remat, dtype=config.model.dtype,
-                                param_dtype=config.model.param_dtype)
-  params = jax.tree.map(lambda x: x.astype(model_cfg.param_dtype), params)
-  return model_cfg, params, tokenizer
-
-
-def data_dir(config) -> str:
-  """Where data files are prepared by the tfds builders: `config.data.data_dir`, or else
-  `$CONCISE_JAX_DATA_DIR` / `~/.cache/concise_jax/tfds`."""
-  from concise_jax.data import tfds_builders  # pylint: disable=import-outside-toplevel  # heavy
-  return config.data.get("data_dir", "") or tfds_builders.default_data_dir()
-
-
-def _load(spec: str, split: str, n: int, seed: int, bad_rows: str = "error",
-          prepared_dir: str | None = None) -> list:
-  """Tasks (with `?option=` queries) are generated for `split`; files keep the split their name
-  says and are read through the tfds builders, prepared once into `prepared_dir`."""
-  if data.parse_data_spec(spec).kind == "task":
-    return list(data.load_dataset(spec, split=split, n=n, seed=seed))
-  return list(data.load_dataset(spec, data_dir=prepared_dir, bad_rows=bad_rows))
-
-
-def load_trained_policy(workdir: str, step: int | None = None):
-  """(model config, full params with LoRA merged, tokenizer, step) of a training workdir.
-
-  With `train.weight_merge.top_fraction > 0` in the run's config, the params are DLER's
-  update-selective merge of the trained weights into the initial ones (`weight_merge`), so
-  evaluation and export see the merged policy the run was configured to produce.
-  """
-  trained, config, step = checkpoint.restore_params(workdir, step)
-  config = ml_collections.ConfigDict(config)
-  model_cfg, params, tokenizer = load_model(config)
-  if config.model.lora.rank > 0:
-    tuned = lora.merge(params, trained, alpha=config.model.lora.alpha,
-                       rank=config.model.lora.rank)
-  else:
-    tuned = trained
-  tuned = jax.tree.map(jax.numpy.asarray, tuned)
-  merge = config.train.get("weight_merge")
-  if merge is not None and merge.top_fraction > 0:
-    tuned = weight_merge.update_selective_merge(
-        params, tuned, top_fraction=merge.top_fraction, scale=merge.scale,
-        per_tensor=merge.per_tensor)
-  return model_cfg, tuned, tokenizer, step
-
-
-def load_prompts(config) -> tuple[list, list]:
-  """(train examples, eval examples); eval is the test split of a task unless given."""
-  prepared_dir = data_dir(config)
-  train = _load(config.data.dataset, "train", config.data.num_prompts, config.seed,
-                config.data.bad_rows, prepared_dir)
-  eval_spec = config.data.eval_dataset or (
-      config.data.dataset if config.data.dataset.startswith("task:") else "")
-  if config.eval.every <= 0 or not eval_spec:
-    return train, []
-  return train, _load(eval_spec, "test", config.eval.num_prompts, config.seed,
-                      config.data.bad_rows, prepared_dir)[:config.eval.num_prompts]
-
-
-def split_trainable(config, model_cfg, params: dict) -> tuple[Any, dict, Any]:
-  """(trainable tree, frozen dict, logical axes of the trainable tree).
-
-  LoRA trains adapters on a frozen base (which doubles as the KL reference); full fine-tuning
-  trains the params and keeps a frozen copy only when the KL term needs a reference.
-  """
-  axes = models.param_axes(model_cfg)
-  teacher = {"teacher": load_teacher(config, model_cfg, params)[1]} if config.teacher.model else {}
-  if config.model.lora.rank > 0:
-    targets = lora.parse_targets(config.model.lora.targets)
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), 1)
-    adapters = lora.init_lora(params, key, rank=config.model.lora.rank, targets=targets)
-    return adapters, {"base": params, **teacher}, lora.lora_axes(axes, targets)
-  frozen = {"ref": params} if config.kl.coef != 0.0 else {}
-  return params, {**frozen, **teacher}, axes
-
-
-def load_teacher(config, model_cfg, params: dict) -> tuple[models.ModelConfig, dict]:
-  """(teacher config, teacher params) for `config.teacher.model` (KDRL, DPH-RL).
-
-  "init" is the initial policy itself (DPH-RL's pi_0); "tiny" a second, differently seeded tiny
-  model (tests); anything else a model name or path loaded like `model.name`, which must share
-  the student's vocabulary (the loss compares log-probs of the same token ids).
-  """
-  name = config.teacher.model
-  if name == "init":
-    return model_cfg, params
-  if name == "tiny":
-    cfg = tiny.tiny_config(remat=config.model.remat)
-    return cfg, init_params(cfg, jax.random.fold_in(jax.random.PRNGKey(config.seed), 3))
-  cfg, teacher_params = _load_named_teacher(name)
-  if cfg.vocab_size != model_cfg.vocab_size:
-    raise ValueError(f"teacher {name!r} has vocab {cfg.vocab_size}, the student "
-                     f"{model_cfg.vocab_size}; they must share a tokenizer")
-  return cfg.replace(remat=config.model.remat), teacher_params
-
-
-@functools.lru_cache(maxsize=1)
-def _load_named_teacher(name: str) -> tuple[models.ModelConfig, dict]:
-  cfg, params, _ = models.load(name)
-  return cfg, params
-
-
-@dataclasses.dataclass
-class Functions:
-  """The run's jitted pieces."""
-  update: Callable          # (state, frozen, UpdateBatch) -> (state, metrics)
-  score: Callable           # (states, rollout) -> (reward_out, states, metrics)
-  keep: Callable            # (rollout, reward_out) -> keep_b
-  model_params: Callable    # (trainable, frozen) -> full params for sampling
-  budget: Callable          # (states, prompt_index_p) -> budget_p [P] int32
-  tx: Any
-  state_sh: TrainState
-  frozen_sh: Any
-  batch_sh: Any             # the update batch's rows over the batch axes
-
-
-# Compiled updates, keyed by `_update_key`: tests and notebooks call `run` many times, and
-# the update's compile dominates.
-_UPDATES: dict[tuple, tuple] = {}
-
-
-def _update_key(spec: step.UpdateSpec, model_cfg, trainable_axes, frozen: dict, mesh,
-                rules: tuple, teacher_model: str) -> tuple:
-  """What the compiled update depends on: its spec (every option it reads), the model, the
-  trainable tree's axes, the frozen trees it takes, the mesh and the sharding rules. The
-  teacher's name decides its model config (a separate input of the build)."""
-  return (spec, model_cfg, repr(trainable_axes), tuple(sorted(frozen)), mesh, rules,
-          teacher_model if spec.teacher else "")
-
-
-def _build_update(config, model_cfg, trainable, frozen, trainable_axes, mesh) -> tuple:
-  """(jitted update, tx, state shardings, frozen shardings), memoised per `_update_key`."""
-  spec = step.UpdateSpec.from_config(config)
-  rules = tuple(config.mesh.rules)
-  key = _update_key(spec, model_cfg, trainable_axes, frozen, mesh, rules, config.teacher.model)
-  if key not in _UPDATES:
-    tx, schedule = spec.optimizer()
-    abstract = jax.eval_shape(lambda p: init_train_state(
-        p, tx, num_prompts=1, rng=jax.random.PRNGKey(0)), trainable)
-    state_sh = state_shardings(abstract, tx, trainable_axes, mesh, rules)
-    teacher_cfg = (load_teacher(config, model_cfg, {})[0] if spec.teacher else None)
-    frozen_axes = {k: models.param_axes(teacher_cfg if k == "teacher" else model_cfg)
-                   for k in frozen}
-    frozen_sh = {k: sharding.tree_shardings(mesh, frozen_axes[k], rules, frozen[k])
-                 for k in frozen}
-    update = step.make_update_step(spec, model_cfg, tx, schedule, teacher_cfg=teacher_cfg,
-                                   layout=sharding.Layout.of(mesh, rules))
-    _UPDATES[key] = (step.jit_update_step(update, state_sh, frozen_sh, mesh, rules), tx,
-                     state_sh, frozen_sh)
-  return _UPDATES[key]
-
-
-def build_functions(config, model_cfg, trainable, frozen, trainable_axes, mesh) -> Functions:
-  """jit the update (explicit shardings, donated state) and the small host-facing pieces."""
-  update, tx, state_sh, frozen_sh = _build_update(config, model_cfg, trainable, frozen,
-                                                  trainable_axes, mesh)
-  group_size = config.rollout.group_size
-  filter_fn = functools.partial(filters.GROUP_FILTERS.get(config.filter.name),
-                                group_size=group_size, **config.filter[config.filter.name])
-  # The reward then the per-prompt budget update, each on its own state, and the budgets.
-  score, budget_fn = components.make_score(config), components.make_budget(config)
-  return Functions(update=update, score=jax.jit(score), keep=jax.jit(filter_fn),
-                   model_params=_rollout_params_fn(config, model_cfg, mesh, frozen, trainable),
-                   budget=jax.jit(budget_fn), tx=tx, state_sh=state_sh, frozen_sh=frozen_sh,
-                   batch_sh=sharding.batch_sharding(mesh, tuple(config.mesh.rules)))
-
-
-def _rollout_params_fn(config, model_cfg, mesh, frozen, trainable) -> Callable:
-  """jit of (trainable, frozen) -> the full params the sampler decodes with, laid out by the
-  training rules, or with fsdp splits gathered (`rollout.reshard_params`: one all-gather per
-  rollout instead of collectives at every decoded token)."""
-  rules = tuple(config.mesh.rules)
-  if config.rollout.reshard_params:
-    rules = sharding.rollout_rules(rules)
-  policy = step.policy_from_config(config)
-  shapes = jax.eval_shape(policy.model_params, trainable, frozen)
-  out_sh = sharding.tree_shardings(mesh, models.param_axes(model_cfg), rules, shapes)
-  return jax.jit(policy.model_params, out_shardings=out_sh)
-
-
-@dataclasses.dataclass
-class _Run:
-  """Everything the step functions read that does not change during a run."""
-  config: Any
-  model_cfg: models.ModelConfig
-  tokenizer: Any
-  fns: Functions
-  frozen: dict
-  iterator: Any
-  index_of: dict[str, int]          # Example.id → row of the reward-state tables
-  eval_examples: list
-  check: rollout_step.CheckFn
-  sample_rng: jax.Array             # fold_in(key(seed), 2): per-step keys fold in the step
-  features: Any = None              # host_features.HostFeatures, or None (reward needs none)
-  monitor_examples: list = dataclasses.field(default_factory=list)  # LASER-D/DE monitor set
-  layout: sharding.Layout | None = None   # the training mesh, on which rollouts decode too
+from concise_jax.train import preemption, run_files, workdir_lock
+from concise_jax.train.state import TrainState
+from concise_jax.train.trainer import Trainer, make_trainer
 
 
 @dataclasses.dataclass
@@ -271,7 +49,7 @@ class RunResult:
 # --------------------------------------------------------------------------- one step
 
 
-def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, group_size: int,
+def _sample_batch(r: Trainer, params: dict, examples: list, key: jax.Array, *, group_size: int,
                   sp, budget_p: np.ndarray | None = None,
                   steering=None) -> tuple[types.Rollout, int]:
   """(scored rollout, number of prompts cut to max_prompt_tokens)."""
@@ -283,7 +61,7 @@ def _sample_batch(r: _Run, params: dict, examples: list, key: jax.Array, *, grou
   return batch, stats["prompts_cut"]
 
 
-def _collect_rollouts(r: _Run, state: TrainState, key: jax.Array):
+def _collect_rollouts(r: Trainer, state: TrainState, key: jax.Array):
   """Rollout batches until the group filter has kept a full update batch (DAPO refill).
 
   Returns (update batch, reward state after scoring, every generated rollout, reward metrics,
@@ -339,7 +117,7 @@ def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, f
   return out
 
 
-def _refresh_band_targets(r: _Run, state: TrainState, step_index: int) -> TrainState:
+def _refresh_band_targets(r: Trainer, state: TrainState, step_index: int) -> TrainState:
   """The reward's host monitors that are due (LASER-D/DE's band targets every monitor_freq
   steps, `host_features.MONITORS`) refresh its state from extra rollouts."""
   if not any(name in host_features.MONITORS and host_features.monitor_due(opts, step_index)
@@ -355,7 +133,7 @@ def _refresh_band_targets(r: _Run, state: TrainState, step_index: int) -> TrainS
   return state.replace(reward_state=distributed.put(states, r.fns.state_sh.reward_state))
 
 
-def train_step(r: _Run, state: TrainState, step_index: int) -> tuple[TrainState, dict]:
+def train_step(r: Trainer, state: TrainState, step_index: int) -> tuple[TrainState, dict]:
   """One rollout + update; the returned metrics are host floats."""
   c = r.config
   t0 = time.perf_counter()
@@ -407,7 +185,7 @@ def eval_metrics(records: list[dict]) -> dict[str, float]:
   return out
 
 
-def evaluate(r: _Run, state: TrainState) -> dict[str, float]:
+def evaluate(r: Trainer, state: TrainState) -> dict[str, float]:
   """Accuracy and lengths on the fixed eval prompts, by `concise_jax.eval`'s own path
   (`eval_runner.evaluate_dataset`), so the numbers match `python -m concise_jax.eval` on the
   same policy and settings; the same draws at every evaluation."""
@@ -420,58 +198,6 @@ def evaluate(r: _Run, state: TrainState) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the run
-
-
-def initial_state(config, fns: Functions, trainable, num_prompts: int) -> TrainState:
-  """Step-0 state on the mesh, in buffers of its own (the trainable tree is copied): the state
-  is donated to the update, and the caller's params (e.g. a KL reference) must survive it."""
-  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
-  state = init_train_state(trainable, fns.tx, rng=rng,
-                           reward_state=components.init_states(config, num_prompts))
-  return distributed.put(state, with_state_leaves(fns.state_sh, state))
-
-
-def place_frozen(fns: Functions, frozen: dict, state: TrainState) -> dict:
-  """The frozen trees (LoRA base, KL reference, teacher) on the mesh, as real copies.
-
-  The KL reference starts as the very arrays that are trained; `device_put` may reuse a
-  buffer for a replicated leaf, and the update would then donate what it also reads.
-  """
-  frozen = distributed.put(frozen, fns.frozen_sh)
-  shared = distributed.shared_buffers(state, frozen)
-  if shared:
-    raise RuntimeError(f"train state shares buffers with frozen params: {shared[:5]}")
-  return frozen
-
-
-def _make_checker(config):
-  """(check fn, closer): a process pool with time limits, or in-process checking."""
-  if config.verify.num_workers <= 0:
-    return rollout_step.check_in_process, lambda: None
-  verifier = Verifier(num_workers=config.verify.num_workers, timeout_s=config.verify.timeout_s)
-  return verifier.verify, verifier.close
-
-
-def _setup(config, workdir: str):
-  model_cfg, params, tokenizer = load_model(config)
-  trainable, frozen, axes = split_trainable(config, model_cfg, params)
-  mesh = sharding.make_mesh(config.mesh.shape, dcn_shape=config.mesh.dcn_shape)
-  fns = build_functions(config, model_cfg, trainable, frozen, axes, mesh)
-  examples, eval_examples = load_prompts(config)
-  iterator = data.make_prompt_iterator(examples, config.rollout.prompts_per_step,
-                                       seed=config.seed)
-  state = initial_state(config, fns, trainable, len(examples))
-  frozen = place_frozen(fns, frozen, state)
-  check, close_checker = _make_checker(config)
-  r = _Run(config=config, model_cfg=model_cfg, tokenizer=tokenizer, fns=fns, frozen=frozen,
-           iterator=iterator, index_of={ex.id: i for i, ex in enumerate(examples)},
-           eval_examples=eval_examples, check=check,
-           sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2),
-           features=host_features.make_host_features(config, tokenizer, check),
-           monitor_examples=examples, layout=sharding.Layout.of(mesh, config.mesh.rules))
-  manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts,
-                                    keep_every=config.train.keep_every)
-  return r, state, manager, close_checker
 
 
 def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
@@ -500,7 +226,10 @@ def run(config, workdir: str, *, stop_at_step: int | None = None) -> RunResult:
 
 def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch,
          notes: list[str]) -> RunResult:
-  r, state, manager, close_checker = _setup(config, workdir)
+  r = make_trainer(config)
+  state, close_checker = r.state, r.close
+  manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts,
+                                    keep_every=config.train.keep_every)
   try:
     restored = checkpoint.restore(manager, state, on_damaged=config.train.on_bad_ckpt,
                                   report=notes.append, config=json.loads(config.to_json()))
@@ -566,7 +295,7 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
                    eval_before=eval_before, eval_after=eval_after, preempted=preempted)
 
 
-def _eval_before(r: _Run, state: TrainState, workdir: str, step_index: int, writer) -> dict:
+def _eval_before(r: Trainer, state: TrainState, workdir: str, step_index: int, writer) -> dict:
   """The step-0 evaluation: run and saved to workdir/eval_step0.json on a fresh start, read
   back on a resume (the initial policy is gone by then)."""
   path = os.path.join(workdir, "eval_step0.json")

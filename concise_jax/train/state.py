@@ -18,29 +18,30 @@ from concise_jax import components, sharding
 
 @flax.struct.dataclass
 class TrainState:
-  """Trainable params, optimizer state, the components' memory, RNG and the update counter."""
+  """Trainable params, optimizer state, the components' memory and the update counter.
+
+  No RNG: sampling keys are pure functions of (seed, step) (`loop`), so a resumed run draws
+  exactly what an uninterrupted one would without storing a key.
+  """
   step: jax.Array                   # [] int32 completed updates
   params: Any                       # trainable tree: full model params, or LoRA adapters
   opt_state: optax.OptState
   reward_state: components.ComponentStates  # the selected reward / budget's own state
-  rng: jax.Array                    # [2] uint32 raw key; per-step keys are fold_in(rng, step)
 
 
-def init_train_state(params: Any, tx: optax.GradientTransformation, *, rng: jax.Array,
-                     reward_state: components.ComponentStates | None = None,
-                     num_prompts: int | None = None) -> TrainState:
+def init_train_state(params: Any, tx: optax.GradientTransformation, *,
+                     reward_state: components.ComponentStates | None = None) -> TrainState:
   """A fresh state at step 0 for `params` (trainable tree).
 
   `reward_state` is `components.init_states(config, num_prompts)`; None gives stateless
   components (enough for the abstract state `state_shardings` reads, which treats the
-  component states as one replicated subtree). `num_prompts` is accepted for old callers.
+  component states as one replicated subtree).
   """
-  del num_prompts
   if reward_state is None:
     reward_state = components.ComponentStates(step=jnp.zeros((), jnp.int32), reward=(),
                                               budget=())
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                    reward_state=reward_state, rng=rng)
+                    reward_state=reward_state)
 
 
 def state_shardings(abstract_state: TrainState, tx: optax.GradientTransformation,
@@ -58,8 +59,7 @@ def state_shardings(abstract_state: TrainState, tx: optax.GradientTransformation
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_state.opt_state, param_sh,
                                  transform_non_params=lambda _: rep)
   return TrainState(step=rep, params=param_sh, opt_state=opt_sh,
-                    reward_state=rep,
-                    rng=rep)
+                    reward_state=rep)
 
 
 def with_state_leaves(state_sh: TrainState, state: TrainState) -> TrainState:

@@ -117,6 +117,7 @@ class UpdateSpec:
   teacher: bool                         # frozen["teacher"] log-probs (KDRL, DPH-RL)
   optim: tuple[tuple[str, Any], ...]    # OPTIM_KEYS
   total_opt_steps: int                  # 0 for schedules that ignore it
+  share_prompt: bool = True             # compute each group's prompt once (exact)
 
   @classmethod
   def from_config(cls, config) -> "UpdateSpec":
@@ -144,7 +145,8 @@ class UpdateSpec:
         policy=policy_from_config(config), teacher=bool(config.teacher.model),
         optim=tuple((k, config.optim[k]) for k in OPTIM_KEYS),
         total_opt_steps=(0 if schedule in SCHEDULES_WITHOUT_TOTAL
-                         else config.train.steps * ppo_epochs * num_minibatches))
+                         else config.train.steps * ppo_epochs * num_minibatches),
+        share_prompt=bool(config.train.get("share_prompt", True)))
 
   @property
   def opt_steps_per_update(self) -> int:
@@ -266,9 +268,10 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
   # no-gradient pass over the batch is skipped — a quarter of the update's FLOPs.
   old_from_current = recompute_old and opt_steps_per_update == 1
 
-  def micro_loss(trainable, frozen, micro):
+  def micro_loss(trainable, frozen, micro, prompt_group=1):
     rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt = micro
-    logp_bt, entropy_bt = logp_fn(policy.train_params(trainable, frozen), _sequences(rollout))
+    logp_bt, entropy_bt = logp_fn(policy.train_params(trainable, frozen), _sequences(rollout),
+                                  prompt_group=prompt_group)
     sampled_logp_bt = rollout.old_logp_bt
     if old_from_current:
       rollout = rollout.replace(old_logp_bt=jax.lax.stop_gradient(logp_bt))
@@ -287,12 +290,17 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
 
   def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt, entropy_w_bt):
     weight_bt = aggregation_weights(aggregate, mask_bt)
-    n_micro = mask_bt.shape[0] // _rows_per_chunk(mask_bt.shape[0], micro_rows)
+    rows = mask_bt.shape[0]
+    n_micro = rows // _rows_per_chunk(rows, micro_rows)
     micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro, layout,
                    group_size)
+    # Whole groups in every minibatch and micro-batch: G contiguous rows share one prompt.
+    grouped = (_split_unit(rows * num_minibatches, num_minibatches, group_size) == group_size
+               and _split_unit(rows, n_micro, group_size) == group_size)
+    prompt_group = group_size if spec.share_prompt and grouped else 1
 
     def body(grads, xs):
-      (_, metrics), g = grad_fn(trainable, frozen, xs)
+      (_, metrics), g = grad_fn(trainable, frozen, xs, prompt_group)
       return jax.tree.map(jnp.add, grads, g), (metrics, xs[2].sum())
 
     grads, (metrics_n, tokens_n) = jax.lax.scan(
@@ -330,13 +338,15 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
     if recompute_old and not old_from_current:
       params = policy.model_params(state.params, frozen)
       rollout = rollout.replace(old_logp_bt=_batched_logp(logp_fn, params, rollout, no_grad_rows,
-                                                          layout))
+                                                          layout, group_size, spec.share_prompt))
     if kl_coef != 0.0:
       rollout = rollout.replace(ref_logp_bt=_batched_logp(
-          logp_fn, policy.ref_params(frozen), rollout, no_grad_rows, layout))
+          logp_fn, policy.ref_params(frozen), rollout, no_grad_rows, layout, group_size,
+          spec.share_prompt))
     if teacher_on:
       rollout = rollout.replace(teacher_logp_bt=_batched_logp(
-          teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows, layout))
+          teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows, layout, group_size,
+          spec.share_prompt))
     # entropy_weight_bt (CEEH max-entropy mode) weights the entropy bonus per token; None = 1.
     minibatches = _split((rollout, adv_bt, mask_bt, batch.reward_out.entropy_weight_bt),
                          num_minibatches, layout, group_size)
@@ -369,18 +379,25 @@ def _sequences(rollout: types.Rollout) -> tuple:
   return rollout.prompt_tokens_bs, rollout.prompt_mask_bs, rollout.tokens_bt, rollout.mask_bt
 
 
-def _sequence_logp(model_cfg, params, sequences: tuple, *, temperature, chunk):
+def _sequence_logp(model_cfg, params, sequences: tuple, *, temperature, chunk,
+                   prompt_group: int = 1):
   return logprobs.completion_logp_entropy(model_cfg, params, *sequences,
-                                          temperature=temperature, chunk=chunk)
+                                          temperature=temperature, chunk=chunk,
+                                          prompt_group=prompt_group)
 
 
 def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
-                  layout: sharding.Layout | None = None) -> jax.Array:
-  """[B, T] log-probs under `params`, `rows` sequences at a time, without gradient."""
+                  layout: sharding.Layout | None = None, group_size: int = 1,
+                  share_prompt: bool = False) -> jax.Array:
+  """[B, T] log-probs under `params`, `rows` sequences at a time, without gradient; with
+  `share_prompt`, parts of whole groups compute each group's prompt once."""
   sequences = _sequences(rollout)
-  parts = _split(sequences, sequences[0].shape[0] // rows, layout)
-  logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs)[0], parts)
-  return jax.lax.stop_gradient(_merge(logp_nrt))
+  n = sequences[0].shape[0] // rows
+  unit = _split_unit(sequences[0].shape[0], n, group_size)
+  parts = _split(sequences, n, layout, group_size)
+  prompt_group = unit if share_prompt else 1
+  logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs, prompt_group=prompt_group)[0], parts)
+  return jax.lax.stop_gradient(_merge(logp_nrt, group_size))
 
 
 def _sampler_gap(sampled_logp_bt: jax.Array, used_logp_bt: jax.Array,
