@@ -1,9 +1,9 @@
 r"""Dr. GRPO (Liu et al., "Understanding R1-Zero-Like Training", arXiv:2503.20783).
 
 GRPO without its two length/difficulty biases: no std in the advantage and a constant loss
-normaliser L_max instead of 1/|o_i|, and no KL. The divisor is the oat / TRL form
-(Σ m·L / (B'·L_max): `seq_mean_token_sum`); verl's form without the 1/B' is the aggregation
-`seq_mean_token_sum_norm` (an lr rescale by B').
+normaliser L_max instead of 1/|o_i|, and no KL. The divisor is Σ m·L / (B'·L_max), as oat, TRL
+and verl ≥ 0.7 compute it (`seq_mean_token_sum` with norm_const = L_max; `seq_mean_token_sum_norm`
+is the same with C = the padded width).
 
   python -m concise_jax.main --config=configs/dr_grpo.py:model=tiny,runlocal --workdir=runs/x
 
