@@ -28,7 +28,9 @@ setuptools.setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.89", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "chex>=0.1.89", "hypothesis>=6.100", "submitit>=1.5"],
+        # Sweeps as Slurm job arrays (`python -m concise_jax.sweep --executor=slurm`).
+        "cluster": ["submitit>=1.5"],
         # Side-by-side baselines for the benchmarks (PyTorch CPU, transformers generate, TRL).
         "peers": ["torch>=2.5", "trl>=0.20", "accelerate>=1.0"],
     },
