@@ -140,7 +140,7 @@ def run_shape_of(config, model_cfg) -> cost_model.RunShape:
       micro_batch=config.optim.micro_batch, lora_rank=config.model.lora.rank,
       lora_targets=tuple(t.strip() for t in config.model.lora.targets.split(",")),
       kl=config.kl.coef != 0.0, param_dtype=model_cfg.param_dtype,
-      compute_dtype=model_cfg.dtype, remat=config.model.remat,
+      compute_dtype=model_cfg.dtype, remat=model_cfg.remat_policy != "none",
       logp_chunk=config.train.logp_chunk, reward_table=config.data.num_prompts)
 
 

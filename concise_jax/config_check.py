@@ -140,7 +140,8 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
 CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error", "drop"),
            "rollout.steering.rule": ("last", "all"),
            "model.dtype": ("bfloat16", "float16", "float32"),
-           "model.param_dtype": ("bfloat16", "float16", "float32")}
+           "model.param_dtype": ("bfloat16", "float16", "float32"),
+           "model.remat": known_names.REMAT_POLICIES}
 # Advantages that do not compare a sample with its group; every other one needs G >= 2.
 GROUP_FREE_ADVANTAGES = ("reinforce_pp",)
 

@@ -18,3 +18,5 @@ DATASET_KINDS = ("task", "gsm8k", "math", "mawps")
 LORA_TARGETS = ("w_q", "w_k", "w_v", "w_o", "w_gate", "w_up", "w_down")
 # train.optim.SCHEDULES.
 LR_SCHEDULES = ("constant", "cosine")
+# models.config.REMAT_POLICIES: per-layer rematerialisation in the backward.
+REMAT_POLICIES = ("none", "dots", "full")

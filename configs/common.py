@@ -45,7 +45,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "smollm2-135m-instruct"  # known name, "tiny" (test model) or checkpoint path
-  c.model.remat = True                # rematerialise each layer in the backward (memory)
+  c.model.remat = "dots"              # per-layer remat: "none" | "dots" (keep matmul outputs,
+                                      #   recompute the rest) | "full" (a second forward);
+                                      #   experiments/bench_remat.py measures time and memory
   c.model.dtype = "float32"           # compute dtype: "bfloat16" on TPU/GPU (slow on XLA:CPU)
   c.model.param_dtype = "float32"     # master weights (and so optimizer moments); keep float32
   c.model.lora = ml_collections.ConfigDict()

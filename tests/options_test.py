@@ -92,6 +92,7 @@ def _get(config, dotted):
 
 def test_known_names_match_their_owners():
   from concise_jax import data  # pylint: disable=import-outside-toplevel
+  from concise_jax.models import config as model_config  # pylint: disable=import-outside-toplevel
   from concise_jax.models import loading  # pylint: disable=import-outside-toplevel
   from concise_jax.train import lora, optim  # pylint: disable=import-outside-toplevel
   assert sorted(known_names.MODELS) == sorted(loading.KNOWN_MODELS)
@@ -99,6 +100,7 @@ def test_known_names_match_their_owners():
   assert list(known_names.DATASET_KINDS) == data.sources.dataset_kinds()
   assert sorted(known_names.LORA_TARGETS) == sorted(lora.TARGETS)
   assert list(known_names.LR_SCHEDULES) == optim.SCHEDULES.names()
+  assert known_names.REMAT_POLICIES == model_config.REMAT_POLICIES
 
 
 def test_sections_are_typed_from_the_annotations():
