@@ -6,9 +6,9 @@ rollout; and its update is lowered (traced to StableHLO, not compiled) on the ba
 produce, so a method whose loss, advantage or KL does not fit the update fails here in seconds.
 Numbers are checked by each method's own golden tests; this checks the wiring.
 
-A few representative configs also train two steps end to end by default (LoRA, dynamic
-sampling with refill, a stateful reward with a host feature and monitor refresh); the rest
-train in the integration step, as each compiles its own update and sampler.
+Two representative configs also train two steps end to end by default (LoRA adapters;
+a stateful reward with a host feature and monitor refresh); the other configs train in the
+integration step, as each compiles its own update and sampler.
 """
 import functools
 import math
@@ -18,15 +18,16 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import config_check, sharding, types
+from concise_jax import config_check, sharding, testing, types
 from concise_jax.train import loop, step
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "common")
 
-# quickstart: LoRA + GRPO-λ + evaluation; dapo: dynamic sampling with refill; laser_de: a
-# stateful reward fed by a host feature (repetition) and the monitor-set band refresh.
-TRAINED_BY_DEFAULT = {"quickstart", "dapo", "laser_de"}
+# quickstart: LoRA adapters + GRPO-λ; laser_de: a stateful reward fed by a host feature
+# (repetition) and the monitor-set band refresh. DAPO's refill loop is unit-tested in
+# filters_test; its end-to-end run (several rollout batches per step) is integration.
+TRAINED_BY_DEFAULT = {"quickstart", "laser_de"}
 
 
 def _tiny_two_step_config(name):
@@ -39,8 +40,7 @@ def _tiny_two_step_config(name):
 
 
 def _build(config):
-  """(model config, jitted functions, step-0 state, frozen params on the mesh), as the trainer
-  builds them.
+  """(jitted functions, step-0 state, frozen params on the mesh), as the trainer builds them.
 
   The only place this file reaches into the trainer's set-up: re-point it at the public trainer.
   """
@@ -49,32 +49,27 @@ def _build(config):
   mesh = sharding.make_mesh(config.mesh.shape, dcn_shape=config.mesh.dcn_shape)
   fns = loop.build_functions(config, model_cfg, trainable, frozen, axes, mesh)
   state = loop.initial_state(config, fns, trainable, config.data.num_prompts)
-  return model_cfg, fns, state, loop.place_frozen(fns, frozen, state)
+  return fns, state, loop.place_frozen(fns, frozen, state)
 
 
-def synthetic_rollout(config, vocab_size: int, prompt_len: int = 12,
-                      seed: int = 0) -> types.Rollout:
-  """A scored-looking batch of P·G rows with every optional host field filled.
+def _synthetic_rollout(config, prompt_len: int = 12, seed: int = 0) -> types.Rollout:
+  """A batch of P·G rows shaped like the trainer's, with every optional host field filled.
 
-  Lengths span 1..T with every third row cut off at the cap, half the rows correct, so the
+  Lengths span 1..T with every third row cut off at the cap and alternate rows correct, so the
   group statistics of every reward see mixed groups.
   """
   c = config.rollout
   num_rows, width = c.prompts_per_step * c.group_size, c.max_new_tokens
   rng = np.random.default_rng(seed)
-  length_b = rng.integers(1, width + 1, num_rows).astype(np.int32)
+  length_b = rng.integers(1, width + 1, num_rows)
   length_b[::3] = width
   mask_bt = (np.arange(width)[None] < length_b[:, None]).astype(np.float32)
   on = lambda x_bt: (x_bt * mask_bt).astype(np.float32)
-  return types.Rollout(
-      tokens_bt=(rng.integers(3, vocab_size, (num_rows, width)) * mask_bt).astype(np.int32),
-      mask_bt=mask_bt, length_b=length_b,
-      correct_b=np.arange(num_rows) % 2 == 0,
-      format_ok_b=rng.random(num_rows) < 0.8,
-      truncated_b=length_b == width,
-      prompt_index_b=np.repeat(np.arange(c.prompts_per_step, dtype=np.int32), c.group_size),
-      old_logp_bt=on(-rng.random((num_rows, width))),
-      prompt_tokens_bs=rng.integers(3, vocab_size, (num_rows, prompt_len)).astype(np.int32),
+  return testing.make_rollout(
+      correct=np.arange(num_rows) % 2 == 0, length=length_b, max_len=width,
+      format_ok=rng.random(num_rows) < 0.8, group_size=c.group_size,
+      old_logp=on(-rng.random((num_rows, width))),
+      prompt_tokens_bs=np.full((num_rows, prompt_len), 7, np.int32),
       prompt_mask_bs=np.ones((num_rows, prompt_len), np.float32),
       token_entropy_bt=on(rng.random((num_rows, width))),
       think_mask_bt=on(np.arange(width)[None] < length_b[:, None] // 2),
@@ -89,8 +84,8 @@ def synthetic_rollout(config, vocab_size: int, prompt_len: int = 12,
 def _scored(name):
   """(config, functions, state, frozen, budget_p, update batch, reward state, reward metrics)."""
   config = _tiny_two_step_config(name)
-  model_cfg, fns, state, frozen = _build(config)
-  rollout = synthetic_rollout(config, model_cfg.vocab_size)
+  fns, state, frozen = _build(config)
+  rollout = _synthetic_rollout(config)
   reward_state = jax.device_get(state.reward_state)
   index_p = np.arange(config.rollout.prompts_per_step, dtype=np.int32)
   budget_p = np.asarray(fns.budget(reward_state.step, reward_state.budget_n, index_p))
