@@ -1,5 +1,29 @@
-"""Test setup: 8 simulated CPU devices; must run before anything imports jax."""
+"""Test setup: 8 simulated CPU devices and one XLA compilation cache for the whole session.
+
+Both must be set before anything imports jax. The cache is a fresh directory per session, set
+through JAX_* environment variables so the trainer subprocesses (`python -m concise_jax.main`,
+the multi-process and fault-injection workers) read and fill the same one: each of them would
+otherwise recompile the tiny model's init, sampler and update from scratch. Entries are kept
+however fast or small the compile, since the tiny model's programs are all fast and small.
+Set CONCISE_JAX_TEST_CACHE=0 to run without it (e.g. to measure what it saves).
+"""
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+_OWN_CACHE = None
+if os.environ.get("CONCISE_JAX_TEST_CACHE", "1") != "0" and (
+    "JAX_COMPILATION_CACHE_DIR" not in os.environ):
+  _OWN_CACHE = tempfile.mkdtemp(prefix="concise_jax_test_xla_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  if _OWN_CACHE:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)

@@ -75,6 +75,7 @@ def test_chunked_ce_equals_one_chunk(target):
   np.testing.assert_allclose(m3["top1"], m_all["top1"], rtol=1e-5)
 
 
+@pytest.mark.integration   # a training run: ~2 min of the default suite on 2 busy cores
 def test_training_reduces_loss_and_raises_acceptance(target):
   dc = training.DistillConfig(learning_rate=3e-3)
   state = training.init_state(CFG, target, jax.random.key(1), dc)

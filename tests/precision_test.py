@@ -3,6 +3,7 @@ float32 run on the tiny model, and the parameters / optimizer moments stay float
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from concise_jax.train import loop
 from concise_jax.train import trainer as trainer_lib
@@ -36,6 +37,7 @@ def test_bf16_compute_logprobs_close_to_f32():
                              atol=0.01)
 
 
+@pytest.mark.integration   # compiles a second full update (bf16) next to the f32 one
 def test_bf16_update_loss_close_to_f32_and_state_stays_f32():
   from tests import train_step_test as ts  # pylint: disable=import-outside-toplevel
   f32 = ts.Setup(ts.tiny_config())

@@ -15,6 +15,7 @@ from configs import grpo_lambda
 
 STEPS = 10
 EPOCH_STEPS = 8   # 32 prompts / 4 per step: step 8 ends the first epoch exactly
+GOOD_STEPS = 2    # the NaN test needs one good checkpoint to fall back to, not an epoch
 
 
 def tiny_config(**train_overrides):
@@ -110,18 +111,19 @@ def test_resume_reproduces_straight_run_bit_exactly(straight, tmp_path):
 
 def test_nan_halts_and_keeps_last_good_checkpoint(straight, tmp_path, capsys):
   _, reference = straight
-  first = train.run(tiny_config(), str(tmp_path), stop_at_step=EPOCH_STEPS)
-  good, _ = _restore(tmp_path, EPOCH_STEPS, reference.state)
-  bad = tiny_config()
+  # ckpt_every is not read by the update: the same compiled program as the straight run.
+  first = train.run(tiny_config(ckpt_every=GOOD_STEPS), str(tmp_path), stop_at_step=GOOD_STEPS)
+  good, _ = _restore(tmp_path, GOOD_STEPS, reference.state)
+  bad = tiny_config(ckpt_every=GOOD_STEPS)
   bad.reward.name = "correctness"                # NaN rewards → NaN advantages and loss
   bad.reward.correctness.correct_reward = float("nan")
   bad.reward.correctness.wrong_reward = float("nan")
   result = train.run(bad, str(tmp_path))
-  assert result.halted and result.step == EPOCH_STEPS + 1
-  assert _ckpt_steps(tmp_path) == [EPOCH_STEPS]
-  after, _ = _restore(tmp_path, EPOCH_STEPS, reference.state)
+  assert result.halted and result.step == GOOD_STEPS + 1
+  assert _ckpt_steps(tmp_path) == [GOOD_STEPS]
+  after, _ = _restore(tmp_path, GOOD_STEPS, reference.state)
   _assert_trees_equal(good, after)
   # The bad update was not applied to the state in memory either.
   _assert_trees_equal(_host(first.state.params), _host(result.state.params))
   assert _rows(tmp_path)[-1]["train/nonfinite"] >= 1
-  assert f"last good (verified) checkpoint: step {EPOCH_STEPS}" in capsys.readouterr().out
+  assert f"last good (verified) checkpoint: step {GOOD_STEPS}" in capsys.readouterr().out

@@ -1,10 +1,12 @@
 """The update on an 8-device mesh (data 2 × fsdp 2 × tensor 2) equals the one-device update."""
 import jax
 import numpy as np
+import pytest
 
 from tests import train_step_test as ts
 
 
+@pytest.mark.integration   # multi-mesh: compiles the update for an 8-device mesh too
 def test_update_on_a_2x2x2_mesh_equals_the_single_device_update():
   assert jax.device_count() >= 8          # conftest simulates 8 CPU devices
   single = ts.Setup(ts.tiny_config())

@@ -115,6 +115,7 @@ def test_sampling_keeps_the_target_distribution(target):
   assert _chi2_pvalue(np.bincount(np.asarray(qout.tokens_bt)[:, 2], minlength=v), p3) < 1e-3
 
 
+@_HEAVY
 def test_sampling_logp_is_the_target_logp_of_emitted_tokens(target):
   """With top-k / top-p, logp_bt is the target's processed log-prob of each emitted token."""
   tokens, mask = _prompts(3)
@@ -132,6 +133,7 @@ def test_sampling_logp_is_the_target_logp_of_emitted_tokens(target):
   np.testing.assert_allclose(out.logp_bt, want, atol=1e-4)
 
 
+@_HEAVY
 def test_cache_after_rejections_equals_fresh_prefill(target):
   tokens, mask = _prompts(4)
   sp = S.SamplingParams(max_new_tokens=20, temperature=1.0)
