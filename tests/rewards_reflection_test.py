@@ -95,7 +95,8 @@ def test_rollout_batch_fills_reflection_counts_only_when_declared(monkeypatch):
       mask_bt=np.ones((4, 3), np.int32), length_b=np.full(4, 3, np.int32),
       finished_b=np.ones(4, bool), truncated_b=np.zeros(4, bool))
   monkeypatch.setattr(rollout_step, "encode_prompts",
-                      lambda tok, ex, fmt: (np.ones((2, 2), np.int32), np.ones((2, 2)), 0))
+                      lambda tok, ex, fmt, budget_p=None: (np.ones((2, 2), np.int32),
+                                                           np.ones((2, 2)), 0))
   monkeypatch.setattr(sampler, "sample", lambda *args, **kwargs: out)
   monkeypatch.setattr(rollout, "completions_to_text", lambda tok, o: texts)
   examples = [data.Example(id=f"x/{i}", prompt="2+2?", answer="4", difficulty=1,

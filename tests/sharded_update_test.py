@@ -1,4 +1,5 @@
-"""The update on an 8-device mesh (data 2 × fsdp 2 × tensor 2) equals the one-device update."""
+"""The update on 8-device meshes equals the one-device update (with and without the
+prompt-once-per-group forward)."""
 import jax
 import numpy as np
 import pytest
@@ -7,11 +8,15 @@ from tests import train_step_test as ts
 
 
 @pytest.mark.integration   # multi-mesh: compiles the update for an 8-device mesh too
-def test_update_on_a_2x2x2_mesh_equals_the_single_device_update():
+@pytest.mark.parametrize("mesh", [
+    (2, 2, 2),   # 2 prompts per micro-batch over 4 batch devices: per-row forward
+    (2, 1, 4),   # 2 prompts over 2 batch devices: each prompt computed once, sharded
+])
+def test_update_on_an_8_device_mesh_equals_the_single_device_update(mesh):
   assert jax.device_count() >= 8          # conftest simulates 8 CPU devices
   single = ts.Setup(ts.tiny_config())
   config = ts.tiny_config()
-  config.mesh.shape = (2, 2, 2)
+  config.mesh.shape = mesh
   sharded = ts.Setup(config)
   batch, _ = single.batch(single.fresh_state(), jax.random.PRNGKey(11), ts.starts_with_digit)
   state_1, m_1 = single.fns.update(single.fresh_state(), single.frozen, batch)

@@ -297,7 +297,8 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
     # Whole groups in every minibatch and micro-batch: G contiguous rows share one prompt.
     grouped = (_split_unit(rows * num_minibatches, num_minibatches, group_size) == group_size
                and _split_unit(rows, n_micro, group_size) == group_size)
-    prompt_group = group_size if spec.share_prompt and grouped else 1
+    prompt_group = (group_size if spec.share_prompt and grouped
+                    and _prompts_divide(rows // n_micro // group_size, layout) else 1)
 
     def body(grads, xs):
       (_, metrics), g = grad_fn(trainable, frozen, xs, prompt_group)
@@ -386,6 +387,19 @@ def _sequence_logp(model_cfg, params, sequences: tuple, *, temperature, chunk,
                                           prompt_group=prompt_group)
 
 
+def _prompts_divide(num_prompts: int, layout: sharding.Layout | None) -> bool:
+  """The per-group prompt rows of a part split evenly over the batch devices. Sharing the
+  prompt is exact on one device; with fewer prompt rows than batch devices (unevenly padded
+  shards) XLA's backward of the per-group repeat was measured wrong (grad norm 0.65 vs 0.59
+  on a 2×2×2 mesh with 2 prompts per micro-batch), so such parts fall back to per-row."""
+  if layout is None:
+    return True
+  devices = 1
+  for axis in ("data", "fsdp"):
+    devices *= layout.mesh.shape.get(axis, 1)
+  return num_prompts % devices == 0
+
+
 def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
                   layout: sharding.Layout | None = None, group_size: int = 1,
                   share_prompt: bool = False) -> jax.Array:
@@ -395,7 +409,7 @@ def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
   n = sequences[0].shape[0] // rows
   unit = _split_unit(sequences[0].shape[0], n, group_size)
   parts = _split(sequences, n, layout, group_size)
-  prompt_group = unit if share_prompt else 1
+  prompt_group = unit if share_prompt and _prompts_divide(rows // unit, layout) else 1
   logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs, prompt_group=prompt_group)[0], parts)
   return jax.lax.stop_gradient(_merge(logp_nrt, group_size))
 
