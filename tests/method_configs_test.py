@@ -18,8 +18,8 @@ import jax
 import numpy as np
 import pytest
 
-from concise_jax import config_check, sharding, testing, types
-from concise_jax.train import loop, step
+from concise_jax import config_check, testing, train, types
+from concise_jax.train import step
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "common")
@@ -40,16 +40,9 @@ def _tiny_two_step_config(name):
 
 
 def _build(config):
-  """(jitted functions, step-0 state, frozen params on the mesh), as the trainer builds them.
-
-  The only place this file reaches into the trainer's set-up: re-point it at the public trainer.
-  """
-  model_cfg, params, _ = loop.load_model(config)
-  trainable, frozen, axes = loop.split_trainable(config, model_cfg, params)
-  mesh = sharding.make_mesh(config.mesh.shape, dcn_shape=config.mesh.dcn_shape)
-  fns = loop.build_functions(config, model_cfg, trainable, frozen, axes, mesh)
-  state = loop.initial_state(config, fns, trainable, config.data.num_prompts)
-  return fns, state, loop.place_frozen(fns, frozen, state)
+  """(jitted functions, step-0 state, frozen params on the mesh) of the public trainer."""
+  with train.make_trainer(config) as trainer:
+    return trainer.fns, trainer.state, trainer.frozen
 
 
 def _synthetic_rollout(config, prompt_len: int = 12, seed: int = 0) -> types.Rollout:
@@ -142,7 +135,7 @@ def test_update_lowers_on_the_scored_batch(name):
 def test_config_trains_two_steps_on_the_tiny_model(name, tmp_path):
   config = _tiny_two_step_config(name)
   assert config_check.validate(config) == []
-  result = loop.run(config, str(tmp_path))
+  result = train.run(config, str(tmp_path))
   assert result.step == 2 and not result.halted
   for key in ("loss/total", "optim/grad_norm", "rollout/accuracy"):
     assert math.isfinite(result.metrics[key]), (name, key, result.metrics[key])
