@@ -64,13 +64,14 @@ def _synthetic_rollout(config, prompt_len: int = 12, seed: int = 0) -> types.Rol
       old_logp=on(-rng.random((num_rows, width))),
       prompt_tokens_bs=np.full((num_rows, prompt_len), 7, np.int32),
       prompt_mask_bs=np.ones((num_rows, prompt_len), np.float32),
-      token_entropy_bt=on(rng.random((num_rows, width))),
-      think_mask_bt=on(np.arange(width)[None] < length_b[:, None] // 2),
-      reflection_count_b=rng.integers(0, 100, num_rows).astype(np.int32),
-      repetitive_b=np.arange(num_rows) % 5 == 0,
-      redundant_mask_bt=on(rng.random((num_rows, width)) < 0.2),
-      cut_length_b=np.maximum(length_b // 2, 1).astype(np.int32),
-      cut_correct_b=np.arange(num_rows) % 3 == 0)
+      features={   # every host / sampler need a component may declare
+          "entropy": on(rng.random((num_rows, width))),
+          "think_mask": on(np.arange(width)[None] < length_b[:, None] // 2),
+          "reflection_count": rng.integers(0, 100, num_rows).astype(np.int32),
+          "repetitive": np.arange(num_rows) % 5 == 0,
+          "redundant_mask": on(rng.random((num_rows, width)) < 0.2),
+          "cut_length": np.maximum(length_b // 2, 1).astype(np.int32),
+          "cut_correct": np.arange(num_rows) % 3 == 0})
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,7 +82,7 @@ def _scored(name):
   rollout = _synthetic_rollout(config)
   reward_state = jax.device_get(state.reward_state)
   index_p = np.arange(config.rollout.prompts_per_step, dtype=np.int32)
-  budget_p = np.asarray(fns.budget(reward_state.step, reward_state.budget_n, index_p))
+  budget_p = np.asarray(fns.budget(reward_state, index_p))
   if config.budget.prompt_template:   # L1: the budget is stated in the prompt, as the host does
     rollout = rollout.replace(budget_b=np.repeat(budget_p, config.rollout.group_size))
   reward_out, new_reward_state, metrics = fns.score(reward_state, rollout)

@@ -11,7 +11,8 @@ from concise_jax import data
 from concise_jax.data import jsonl, tfds_builders
 from concise_jax.eval import metrics as eval_metrics
 from concise_jax.eval import runner
-from concise_jax.rollout import generate, mesh_sampling
+from concise_jax.rollout import mesh_sampling
+from concise_jax.rollout.generate import chat_ids
 from concise_jax.train import loop, metrics, rollout_step, step
 from concise_jax.train import trainer as trainer_lib
 from concise_jax.verify import Verifier
@@ -176,7 +177,7 @@ def test_training_rollouts_encode_prompts_as_the_shared_encoder():
   np.testing.assert_array_equal(tokens, train_tokens)
   np.testing.assert_array_equal(mask, train_mask)
   assert tokens.shape == (3, 40) and cut == train_cut == 3
-  header = generate.chat_ids(tokenizer, "x")[-2:]  # a cut keeps the assistant header
+  header = chat_ids(tokenizer, "x")[-2:]  # a cut keeps the assistant header
   assert all(list(row[-2:]) == header for row in tokens)
   # the last 38 characters (the tiny tokenizer is per character, lower case) + 2 header tokens
   assert tokenizer.decode(list(tokens[0])) == "hink for 5 tokens.\nthink step by step."
