@@ -13,7 +13,9 @@ at the registration line:
 - **init**: `init(num_prompts, **options) -> state pytree` for a stateful component (its own
   memory, as an optax transform owns its state); None for a stateless one.
 - **needs**: names of per-row inputs the host or sampler must provide in `Rollout.features`
-  (e.g. "entropy", "repetitive"), served generically by the trainer.
+  (e.g. "entropy", "repetitive"), served generically by the trainer; "entropy if
+  entropy_mode=ea" counts only when the component's option has that value
+  (`components.needs`).
 """
 import dataclasses
 import inspect
