@@ -1,4 +1,5 @@
-"""Test setup: 8 simulated CPU devices, and (opt-in) one XLA compilation cache per session.
+"""Test setup: 8 simulated CPU devices, bounded compiled-program memory maps, and (opt-in) one
+XLA compilation cache per session.
 
 Both must be set before anything imports jax. With CONCISE_JAX_TEST_CACHE=1 the cache is a
 fresh directory per session, set through JAX_* environment variables so the trainer
@@ -8,9 +9,12 @@ default: in a clean-clone CI run XLA aborted the whole integration session (SIGA
 writing one speculative-sampler executable to it, and within one process it saved nothing
 (1 hit in 67 compiles; subprocess tests: 20 hits in 21).
 """
+import gc
 import os
 import shutil
 import tempfile
+
+import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -28,3 +32,28 @@ def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   if _OWN_CACHE:
     shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+# Every live XLA:CPU executable keeps ~3 memory maps (code, read-only data, data), and jit caches
+# keep every program a test module compiled alive. The integration session reached Linux's
+# default limit of 65,530 maps per process (vm.max_map_count) after ~75 tests, and XLA then
+# crashed mid-compile (SIGSEGV / SIGABRT, no Python error). Dropping the caches between modules
+# once the count is high frees those maps; below the threshold nothing is recompiled.
+_MAPS_BEFORE_CLEARING = 20_000
+
+
+def _memory_map_count() -> int:
+  try:
+    with open("/proc/self/maps", "rb") as maps:
+      return sum(1 for _ in maps)
+  except OSError:  # not Linux: the limit does not apply
+    return 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  yield
+  if _memory_map_count() > _MAPS_BEFORE_CLEARING:
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.clear_caches()
+    gc.collect()
