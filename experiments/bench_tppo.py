@@ -110,6 +110,35 @@ def reprefill_vs_window(cfg, params, sp, num_rows, window, key):
   return r, w
 
 
+def update_step_times(cfg, params, rows: int, cap: int, repeats: int = 3) -> dict:
+  """Median seconds of one T-PPO update per critic option, on a batch of `rows` completions of
+  `cap` tokens (half of them alive)."""
+  import optax  # pylint: disable=import-outside-toplevel
+  from concise_jax.train import tppo_update  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  batch = tppo_update.TppoBatch(
+      prompt_bs=jnp.asarray(rng.integers(4, 50, (rows, PROMPT_LEN)), jnp.int32),
+      prompt_mask_bs=jnp.ones((rows, PROMPT_LEN), jnp.int32),
+      tokens_bt=jnp.asarray(rng.integers(4, 50, (rows, cap)), jnp.int32),
+      mask_bt=jnp.ones((rows, cap), jnp.float32), old_logp_bt=jnp.full((rows, cap), -4.0),
+      rewards_b=jnp.asarray(rng.integers(0, 2, rows), jnp.float32),
+      alive_b=jnp.arange(rows) % 2 == 0)
+  out = {}
+  for mode in tppo_update.CRITIC_MODES:
+    opt = optax.adam(1e-5)
+    critic = tppo_update.init_critic(cfg, params, mode)
+    update = tppo_update.make_update(cfg, opt, opt)
+    state = (params, critic, opt.init(params), opt.init(critic))
+    jax.block_until_ready(update(*state, batch))            # compile
+    times = []
+    for _ in range(repeats):
+      t0 = time.perf_counter()
+      jax.block_until_ready(update(*state, batch))
+      times.append(time.perf_counter() - t0)
+    out[mode] = statistics.median(times)
+  return out
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--prompts", type=int, default=64)
@@ -149,6 +178,10 @@ def main():
     r, wt = reprefill_vs_window(cfg, params, sp, rows, w, key)
     print(f"  W={w}: re-prefill {r * 1e3:.1f} ms, window {wt * 1e3:.1f} ms, "
           f"ratio {r / wt:.2f} (re-prefill per window adds {r / wt:.0%} to decode time)")
+  times = update_step_times(cfg, params, rows, args.cap)
+  print(f"\nT-PPO update step, {rows} rows x {args.cap} tokens: " + ", ".join(
+      f"critic={m} {t * 1e3:.0f} ms" for m, t in times.items())
+      + f" (separate / head = {times['separate'] / times['head']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ sampled tokens' log-probs are still recomputed by the learner, so the importance
 the token distribution but not this context mismatch). `refresh="reprefill"` rebuilds every
 row's cache under the new params before the window: exact, at the cost of one full forward
 over [rows, S + T] per update. Measured by experiments/bench_tppo.py on the tiny model (32
-rows, S = 16, T = 256, CPU with 1 device, one run): re-prefilling every row cost 229 ms against
-28 ms for a window of W = 16 decode steps (8.2x) and 241 ms against 100 ms for W = 64 (2.4x).
-With an update after every window, re-prefill would multiply decode time by 3.4–9x, so the
-default is `keep`: the staleness is one update, and T-PPO continues alive rows under the
-updated policy by design. `reprefill` stays as the exact option (tested to continue
-identically when params do not change).
+rows, S = 16, T = 256, CPU with 1 device, two runs): re-prefilling every row cost 130–240 ms
+against 15 ms for a window of W = 8 decode steps (14x), 22–28 ms for W = 16 (8–10x), 22 ms for
+W = 32 (6x) and 100 ms for W = 64 (2.4x). With an update after every window, re-prefill would
+multiply decode time by 3.4–15x, so the default is `keep`: the staleness is one update, and
+T-PPO continues alive rows under the updated policy by design. `reprefill` stays as the exact
+option (tested to continue identically when params do not change).
 """
 import dataclasses
 from typing import Callable
