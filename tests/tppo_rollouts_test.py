@@ -82,3 +82,27 @@ def test_checkpoint_mid_generation_resumes_exactly():
 def test_unknown_refresh_is_rejected():
   with pytest.raises(ValueError, match="refresh"):
     _scheduler([1], [], refresh="stale")
+
+
+@pytest.mark.integration
+def test_sharded_scheduler_equals_one_device():
+  """8 rows over data x fsdp of a (2, 2, 2) mesh: the same groups, tokens and log-probs."""
+  from concise_jax import distributed, sharding  # pylint: disable=import-outside-toplevel
+  budgets = [12, 3, 7, 12, 5, 1, 9]
+  key = jax.random.key(5)
+  single = _scheduler(budgets, [], num_groups=4)
+  _, want = _run(single, single.init(), key)
+  layout = sharding.Layout.of(sharding.make_mesh((2, 2, 2)), sharding.DEFAULT_RULES)
+  placed = distributed.put(PARAMS, sharding.tree_shardings(
+      layout.mesh, models.param_axes(CFG), layout.rules, PARAMS))
+  sharded = _scheduler(budgets, [], num_groups=4)
+  sharded.layout = layout
+  buf, got = sharded.init(), []
+  while not sharded.drained(buf):
+    buf, done = sharded.step(placed, buf, key)
+    got += done
+  assert len(buf.decode.cache.k_bksh[0].sharding.device_set) == 8
+  assert [c.prompt_id for c in got] == [c.prompt_id for c in want]
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a.out.tokens_bt, b.out.tokens_bt)
+    np.testing.assert_allclose(a.out.logp_bt, b.out.logp_bt, atol=1e-5)
