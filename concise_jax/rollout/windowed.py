@@ -52,11 +52,12 @@ def init_state(cfg: ModelConfig, num_rows: int, prompt_len: int,
   cache = transformer.init_cache(cfg, num_rows, prompt_len + t)
   cache = cache.replace(end=jnp.full((num_rows,), prompt_len, jnp.int32))
   zeros_b = lambda: jnp.zeros((num_rows,), jnp.int32)   # distinct buffers (donated)
+  pad = S._stop_pad(sp)  # pylint: disable=protected-access
   return WindowState(
       cache=cache, logits_bv=jnp.zeros((num_rows, cfg.vocab_size), jnp.float32),
       prompt_bs=jnp.zeros((num_rows, prompt_len), jnp.int32),
       prompt_mask_bs=jnp.zeros((num_rows, prompt_len), jnp.int32),
-      tokens_bt=jnp.full((num_rows, S._stop_pad(sp) + t), -1, jnp.int32),  # pylint: disable=protected-access
+      tokens_bt=jnp.full((num_rows, pad + t), -1, jnp.int32),
       logp_bt=jnp.zeros((num_rows, t), jnp.float32), length_b=zeros_b(), budget_b=zeros_b(),
       done_b=jnp.ones((num_rows,), bool), finished_b=jnp.zeros((num_rows,), bool),
       steps=jnp.zeros((), jnp.int32))
@@ -139,7 +140,8 @@ def _stop_hit_b(tokens_bt, col_b, sp: S.SamplingParams) -> jax.Array:
 
 def _decode_step(cfg, params, sp, key, layout, s: WindowState) -> WindowState:
   """One token for every live row, written at that row's own column."""
-  tok_b, logp_b, _ = S._choose_tokens(s.logits_bv, jax.random.fold_in(key, s.steps), sp)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  tok_b, logp_b, _ = S._choose_tokens(s.logits_bv, jax.random.fold_in(key, s.steps), sp)
   live_b = ~s.done_b
   tok_b = jnp.where(live_b, tok_b, sp.pad_id)
   b, t = s.logp_bt.shape
