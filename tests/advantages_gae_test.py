@@ -87,3 +87,41 @@ def test_clipped_value_loss_takes_the_larger_of_clipped_and_unclipped_error():
   # row 2: .04 vs (.2-0)^2 = .04 → .02
   np.testing.assert_allclose(gae.clipped_value_loss_bt(v, old, target, clip=0.5),
                              [0.125, 2.0, 0.02], rtol=1e-6)
+
+
+def test_egae_estimator_reads_values_and_alive_from_the_batch_features():
+  """The registry-signature EGAE equals `decoupled_gae_bt` on the hand case, with value targets
+  from λ_critic = 1 (Monte-Carlo return / bootstrap) and a loss mask applied to advantages."""
+  from concise_jax import types  # pylint: disable=import-outside-toplevel
+  _, values, mask, alive = _hand_case()
+  rewards_b = jnp.asarray([1.0, 5.0])
+  adv, targets, metrics = gae.egae_with_targets(rewards_b, values, mask, mask, alive,
+                                                lam_policy=0.5)
+  np.testing.assert_allclose(adv, [[0.25, 0.3, 0.2], [0.35, 0.3, 0.0]], rtol=1e-6)
+  np.testing.assert_allclose(targets, [[1.0, 1.0, 1.0], [0.7, 0.7, 0.0]], rtol=1e-6)
+  assert float(metrics["adv/alive_frac"]) == 0.5
+  batch = types.Rollout(
+      tokens_bt=jnp.zeros((2, 3), jnp.int32), mask_bt=mask, length_b=jnp.asarray([3, 2]),
+      correct_b=jnp.zeros(2, bool), format_ok_b=jnp.ones(2, bool), truncated_b=jnp.zeros(2, bool),
+      prompt_index_b=jnp.asarray([0, 1]), old_logp_bt=jnp.zeros((2, 3)),
+      features={"values": values, "alive": alive})
+  loss_mask = mask.at[0, 0].set(0.0)
+  got, _ = gae.egae(types.make_reward_output(batch, rewards_b), batch, loss_mask, group_size=1,
+                    lam_policy=0.5)
+  np.testing.assert_allclose(got, [[0.0, 0.3, 0.2], [0.35, 0.3, 0.0]], rtol=1e-6)
+
+
+def test_egae_length_rules_for_the_adaptive_lambda():
+  """α = 0.05: "current" uses each row's length (l = 3 → λ = 0 after clipping, l = 40 → 0.5);
+  "batch_mean" gives every row λ of the mean length 21.5."""
+  mask = (jnp.arange(40)[None, :] < jnp.asarray([[3], [40]])).astype(jnp.float32)
+  values = jnp.zeros((2, 41))
+  alive = jnp.asarray([False, True])
+  _, _, m_cur = gae.egae_with_targets(jnp.ones(2), values, mask, mask, alive, alpha=0.05)
+  _, _, m_mean = gae.egae_with_targets(jnp.ones(2), values, mask, mask, alive, alpha=0.05,
+                                       lambda_length="batch_mean")
+  np.testing.assert_allclose(m_cur["adv/lambda_policy_mean"], (0.0 + 0.5) / 2, rtol=1e-6)
+  np.testing.assert_allclose(m_mean["adv/lambda_policy_mean"], 1 - 1 / (0.05 * 21.5), rtol=1e-6)
+  with pytest.raises(ValueError, match="lambda_length"):
+    gae.egae_with_targets(jnp.ones(2), values, mask, mask, alive, alpha=0.05,
+                          lambda_length="window_end")

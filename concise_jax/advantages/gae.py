@@ -22,6 +22,8 @@ takes the l the caller chose (current length, window end or a running mean — a
 import jax
 import jax.numpy as jnp
 
+from concise_jax import types
+
 
 def gae_bt(rewards_bt: jax.Array, values_bt1: jax.Array, mask_bt: jax.Array,
            alive_b: jax.Array, *, gamma: float = 1.0,
@@ -101,3 +103,75 @@ def clipped_value_loss_bt(values_bt: jax.Array, old_values_bt: jax.Array,
   clipped_bt = old_values_bt + jnp.clip(values_bt - old_values_bt, -clip, clip)
   return 0.5 * jnp.maximum(jnp.square(values_bt - targets_bt),
                            jnp.square(clipped_bt - targets_bt))
+
+
+LAMBDA_LENGTH_RULES = ("current", "batch_mean")
+
+
+def _lambda_policy_b(length_b, mask_bt, lam_policy, alpha, lambda_length):
+  """λ_policy per row: fixed, or VAPO's 1 − 1/(α·l) with l from the chosen rule.
+
+  An alive row's final length is unknown (labelled choice): "current" uses the tokens so far
+  (short for rows cut early), "batch_mean" the mean length of the batch's rows (a stand-in for
+  a running mean, the same λ for every row).
+  """
+  if alpha <= 0:
+    return jnp.full(length_b.shape, lam_policy, jnp.float32)
+  if lambda_length == "current":
+    return lambda_length_b(length_b, alpha=alpha)
+  if lambda_length == "batch_mean":
+    valid_b = mask_bt.sum(axis=1) > 0
+    mean = jnp.sum(jnp.where(valid_b, length_b, 0)) / jnp.maximum(valid_b.sum(), 1)
+    return jnp.broadcast_to(lambda_length_b(mean, alpha=alpha), length_b.shape)
+  raise ValueError(f"lambda_length={lambda_length!r}; choose from {LAMBDA_LENGTH_RULES}")
+
+
+def egae_with_targets(rewards_b: jax.Array, values_bt1: jax.Array, completion_mask_bt: jax.Array,
+                      loss_mask_bt: jax.Array, alive_b: jax.Array, *, gamma: float = 1.0,
+                      lam_policy: float = 0.95, lam_critic: float = 1.0, alpha: float = 0.0,
+                      lambda_length: str = "current", drop_last_n: int = 0):
+  """Extended GAE with decoupled λ: (policy advantages [B, T], value targets [B, T], metrics).
+
+  Args:
+    rewards_b: [B] outcome reward of each finished row (ignored on alive rows).
+    values_bt1: [B, T + 1] critic values V(s_0 … s_T).
+    completion_mask_bt: [B, T] generated tokens (contiguous from 0; sets each row's length).
+    loss_mask_bt: [B, T] the update's loss mask (advantages are zero off it).
+    alive_b: [B] bool rows cut at a window boundary (bootstrap from V(s_n)).
+    alpha: > 0 selects VAPO's length-adaptive λ_policy (arXiv:2504.05118), else `lam_policy`.
+    drop_last_n: Partial-GAE drop of alive rows' last tokens (inferred, arXiv:2301.10920).
+  Value targets are zero off the completion mask (the value loss may keep tokens the policy
+  loss drops).
+  """
+  alive_b = alive_b.astype(bool)
+  length_b = completion_mask_bt.sum(axis=1).astype(jnp.int32)
+  rewards_bt = outcome_rewards_bt(rewards_b.astype(jnp.float32), completion_mask_bt, alive_b)
+  lam_b = _lambda_policy_b(length_b, loss_mask_bt, lam_policy, alpha, lambda_length)
+  adv_bt, targets_bt = decoupled_gae_bt(rewards_bt, values_bt1, completion_mask_bt, alive_b,
+                                        gamma=gamma, lam_policy=lam_b, lam_critic=lam_critic)
+  keep_bt = drop_last_mask_bt(loss_mask_bt.astype(jnp.float32), alive_b, drop_last_n)
+  adv_bt = adv_bt * keep_bt
+  n = jnp.maximum(keep_bt.sum(), 1.0)
+  metrics = {"adv/abs_mean": jnp.abs(adv_bt).sum() / n,
+             "adv/alive_frac": alive_b.astype(jnp.float32).mean(),
+             "adv/lambda_policy_mean": lam_b.mean()}
+  return adv_bt, targets_bt, metrics
+
+
+def egae(reward_out, batch, mask_bt: jax.Array, *, group_size: int, gamma: float = 1.0,
+         lam_policy: float = 0.95, lam_critic: float = 1.0, alpha: float = 0.0,
+         lambda_length: str = "current", drop_last_n: int = 0):
+  """EGAE in the advantage-registry signature (T-PPO, arXiv:2506.15050): advantages only.
+
+  Reads `batch.features["values"]` [B, T + 1] and `batch.features["alive"]` [B]; the value
+  targets come from `egae_with_targets` (the registry contract returns advantages and scalar
+  metrics only). Not registered yet: see the T-PPO issue's report for the contract change.
+  """
+  del group_size
+  values_bt1 = types.feature(batch, "values", "egae")
+  alive_b = types.feature(batch, "alive", "egae")
+  adv_bt, _, metrics = egae_with_targets(
+      reward_out.rewards_b, values_bt1, batch.mask_bt, mask_bt, alive_b, gamma=gamma,
+      lam_policy=lam_policy, lam_critic=lam_critic, alpha=alpha, lambda_length=lambda_length,
+      drop_last_n=drop_last_n)
+  return adv_bt, metrics
