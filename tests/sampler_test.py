@@ -115,7 +115,7 @@ def test_early_exit_when_all_rows_finish(params):
 
 def _frequencies(logits_v, sp, n=40_000):
   keys = jax.random.split(jax.random.key(0), n)
-  choose = jax.jit(jax.vmap(lambda k: sampler_lib._choose_tokens(logits_v[None], k, sp)[0][0]))
+  choose = jax.jit(jax.vmap(lambda k: sampler_lib.choose_tokens(logits_v[None], k, sp)[0][0]))
   return np.bincount(np.asarray(choose(keys)), minlength=logits_v.shape[0]) / n
 
 

@@ -108,7 +108,7 @@ def _entropy_b(logp_bv: jax.Array) -> jax.Array:
   return -jnp.sum(jnp.where(p_bv > 0, p_bv * logp_bv, 0.0), axis=-1)
 
 
-def _choose_tokens(logits_bv, key, sp: SamplingParams):
+def choose_tokens(logits_bv, key, sp: SamplingParams):
   """Returns (token [B], its log-prob under the sampling distribution [B], the distribution's
   entropy [B] or None unless `sp.return_entropy`)."""
   if sp.temperature == 0.0:
@@ -132,7 +132,8 @@ def _stop_hit(tokens_bt, pos, sp: SamplingParams) -> jax.Array:
   return hit_b
 
 
-def _stop_pad(sp: SamplingParams) -> int:
+def stop_pad(sp: SamplingParams) -> int:
+  """Columns kept before the completion so a stop sequence can be matched at its first token."""
   return max([len(s) for s in sp.stop_sequences] + [1]) - 1
 
 
@@ -154,10 +155,10 @@ def _pin_rows(layout: sharding.Layout | None, s: _DecodeState) -> _DecodeState:
 
 def _decode_loop_step(cfg, params, sp, key, budget_b, steering, layout,
                       s: _DecodeState) -> _DecodeState:
-  tok_b, logp_b, entropy_b = _choose_tokens(s.logits_bv, jax.random.fold_in(key, s.step), sp)
+  tok_b, logp_b, entropy_b = choose_tokens(s.logits_bv, jax.random.fold_in(key, s.step), sp)
   live_b = ~s.done_b
   tok_b = jnp.where(live_b, tok_b, sp.pad_id)
-  col = s.step + _stop_pad(sp)
+  col = s.step + stop_pad(sp)
   tokens_bt = jax.lax.dynamic_update_slice_in_dim(s.tokens_bt, tok_b[:, None], col, axis=1)
   logp_bt = jax.lax.dynamic_update_slice_in_dim(
       s.logp_bt, jnp.where(live_b, logp_b, 0.0)[:, None], s.step, axis=1)
@@ -208,7 +209,7 @@ def sample(cfg: ModelConfig, params: dict, prompt_tokens_ps: jax.Array, prompt_m
   if budget_b is None:
     budget_b = jnp.full((b,), t, jnp.int32)
   budget_b = jnp.minimum(budget_b, t)
-  pad = _stop_pad(sp)
+  pad = stop_pad(sp)
   state = _DecodeState(
       step=jnp.zeros((), jnp.int32), logits_bv=rep(logits_pv, 0), cache=cache,
       tokens_bt=jnp.full((b, pad + t), -1, jnp.int32), logp_bt=jnp.zeros((b, t), jnp.float32),

@@ -131,7 +131,7 @@ def _write_cols(buf_bt, new_bw, col_b):
 def _emit(state: SpecState, emitted_bw, logp_emit_bw, n_new_b, budget_b, sp):
   """Writes a round's tokens, applies stop rules per position; returns (state fields, n_emit_b)."""
   w = emitted_bw.shape[1]
-  pad = S._stop_pad(sp)  # pylint: disable=protected-access
+  pad = S.stop_pad(sp)
   live_b = ~state.done_b
   col_b = pad + state.length_b
   tokens_bt = _write_cols(state.tokens_bt, emitted_bw, col_b)
@@ -198,7 +198,7 @@ def init_state(tcfg: ModelConfig, drafter, params: dict, dp: dict, prompt_tokens
     first_b = S.sample_categorical(jax.random.fold_in(key, 1 << 30), logp_bv).astype(jnp.int32)
   dstate, dlogits_bv = drafter.init(dp, params, rep(prompt_tokens_ps), rep(prompt_mask_ps),
                                     rep(feat_psd), first_b, max_len)
-  pad = S._stop_pad(sp)  # pylint: disable=protected-access
+  pad = S.stop_pad(sp)
   state = SpecState(
       round=jnp.zeros((), jnp.int32), cache=cache, pending_b=first_b, dstate=dstate,
       dlogits_bv=dlogits_bv, tokens_bt=jnp.full((b, pad + t + w), -1, jnp.int32),
@@ -267,7 +267,7 @@ def sample(tcfg: ModelConfig, params: dict, drafter, draft_params: dict,
 def finalize(state: SpecState, sp: S.SamplingParams) -> SpecOutput:
   """Trims the buffers to T and masks past each row's length."""
   t = sp.max_new_tokens
-  pad = S._stop_pad(sp)  # pylint: disable=protected-access
+  pad = S.stop_pad(sp)
   mask_bt = (jnp.arange(t)[None, :] < state.length_b[:, None]).astype(jnp.int32)
   tokens_bt = jnp.where(mask_bt > 0, state.tokens_bt[:, pad:pad + t], sp.pad_id)
   return SpecOutput(tokens_bt=tokens_bt, logp_bt=state.logp_bt[:, :t] * mask_bt, mask_bt=mask_bt,

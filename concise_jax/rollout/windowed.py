@@ -52,7 +52,7 @@ def init_state(cfg: ModelConfig, num_rows: int, prompt_len: int,
   cache = transformer.init_cache(cfg, num_rows, prompt_len + t)
   cache = cache.replace(end=jnp.full((num_rows,), prompt_len, jnp.int32))
   zeros_b = lambda: jnp.zeros((num_rows,), jnp.int32)   # distinct buffers (donated)
-  pad = S._stop_pad(sp)  # pylint: disable=protected-access
+  pad = S.stop_pad(sp)
   return WindowState(
       cache=cache, logits_bv=jnp.zeros((num_rows, cfg.vocab_size), jnp.float32),
       prompt_bs=jnp.zeros((num_rows, prompt_len), jnp.int32),
@@ -141,7 +141,7 @@ def _stop_hit_b(tokens_bt, col_b, sp: S.SamplingParams) -> jax.Array:
 def _decode_step(cfg, params, sp, key, layout, s: WindowState) -> WindowState:
   """One token for every live row, written at that row's own column."""
   # pylint: disable-next=protected-access
-  tok_b, logp_b, _ = S._choose_tokens(s.logits_bv, jax.random.fold_in(key, s.steps), sp)
+  tok_b, logp_b, _ = S.choose_tokens(s.logits_bv, jax.random.fold_in(key, s.steps), sp)
   live_b = ~s.done_b
   tok_b = jnp.where(live_b, tok_b, sp.pad_id)
   b, t = s.logp_bt.shape
