@@ -41,6 +41,9 @@ class DraftTrainState:
   step: jax.Array
   head: dict
   opt_state: optax.OptState
+  # [V] int32 counts of the target's sampled tokens (online runs): the reduced draft vocabulary
+  # (EAGLE-3, arXiv 2503.01840) is their top `draft_vocab` ids; None offline.
+  token_counts: jax.Array | None = None
 
 
 def make_optimizer(dc: DistillConfig) -> optax.GradientTransformation:
@@ -118,7 +121,7 @@ def distill_from_features(cfg: ModelConfig, dc: DistillConfig, state: DraftTrain
       cfg, state.head, target_params, tokens_bt, feat_btd, mask_bt, dc, key)
   updates, opt_state = make_optimizer(dc).update(grads, state.opt_state, state.head)
   head = optax.apply_updates(state.head, updates)
-  return (DraftTrainState(step=state.step + 1, head=head, opt_state=opt_state),
+  return (state.replace(step=state.step + 1, head=head, opt_state=opt_state),
           {"draft/loss": loss, **{f"draft/{k}": v for k, v in metrics.items()}})
 
 
