@@ -51,6 +51,9 @@ def config(mesh=(1, 1, 1), steps=STEPS):
   c.mesh.shape = mesh
   c.rollout.speculative.enabled = True
   c.rollout.speculative.lr = 1e-2        # ten updates of 8 short rollouts: a fast learner
+  # A policy that barely moves: at the default rate the tiny policy collapses into repeating
+  # itself within ten steps, which any head (even the step-0 "repeat" head) drafts perfectly.
+  c.optim.lr = 1e-7
   return c
 
 
@@ -83,18 +86,20 @@ def straight(tmp_path_factory):
   return workdir, train.run(config(), str(workdir))
 
 
-def test_draft_loss_falls_and_acceptance_rises(straight):
+def test_draft_loss_falls_and_agreement_rises(straight):
   workdir, result = straight
   assert result.step == STEPS and not result.halted
   rows = _rows(workdir)
   assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
   loss = [r["draft/loss"] for r in rows]
+  top1 = [r["draft/top1"] for r in rows]
   accept = [r["draft/accept_len"] for r in rows]
   print("draft/loss", np.round(loss, 3).tolist())
+  print("draft/top1", np.round(top1, 3).tolist())
   print("draft/accept_len", np.round(accept, 3).tolist())
   assert all(1.0 <= a <= 5.0 for a in accept)      # k = 4: at most 5 tokens per target forward
   assert np.mean(loss[-3:]) < 0.85 * loss[0]
-  assert np.mean(accept[-3:]) > accept[0] + 0.1
+  assert np.mean(top1[-3:]) > top1[0] + 0.03       # argmax agreement on the completions
   assert int(result.state.draft.step) == STEPS     # one distillation step per update
   # The head is exported next to the checkpoint, where the eval CLI and init_from read it.
   exported = draft_checkpoint.load(str(workdir))
@@ -122,22 +127,22 @@ def test_greedy_rollouts_are_the_same_with_and_without_speculation(straight):
   with trainer.make_trainer(c) as r:
     state = r.state.replace(params=result.state.params, draft=result.state.draft)
     params = r.fns.model_params(state.params, r.frozen)
-    examples = next(r.iterator)
     sp = rollout_step.sampling_params(c, r.tokenizer)
-    key = jax.random.key(7)
-    plain, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
-    stats, fresh = {}, {}
-    with loop._sampling(r, state, stats):  # pylint: disable=protected-access
-      spec, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
-    with loop._sampling(r, state.replace(draft=r.state.draft), fresh):  # pylint: disable=protected-access
-      loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
-  # On the same final policy and prompts, the distilled head beats the step-0 head: the rise
-  # of draft/accept_len is not only the policy becoming more predictable.
-  print("accept_len trained head", stats["accepted"], "step-0 head", fresh["accepted"])
-  assert stats["accepted"][0] > fresh["accepted"][0] + 0.5
-  np.testing.assert_array_equal(plain.tokens_bt, spec.tokens_bt)
-  np.testing.assert_array_equal(plain.length_b, spec.length_b)
-  np.testing.assert_allclose(plain.old_logp_bt, spec.old_logp_bt, atol=1e-5)
+    trained, fresh = {}, {}
+    for i in range(3):    # three batches of prompts: the accepted length varies by prompt
+      examples, key = next(r.iterator), jax.random.key(i)
+      plain, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
+      with loop._sampling(r, state, trained):  # pylint: disable=protected-access
+        spec, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
+      with loop._sampling(r, state.replace(draft=r.state.draft), fresh):  # pylint: disable=protected-access
+        loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
+      np.testing.assert_array_equal(plain.tokens_bt, spec.tokens_bt)
+      np.testing.assert_array_equal(plain.length_b, spec.length_b)
+      np.testing.assert_allclose(plain.old_logp_bt, spec.old_logp_bt, atol=1e-5)
+  # Acceptance against step 0 on the same (final) policy and prompts: the distilled head
+  # drafts longer runs than the step-0 head.
+  print("accept_len trained head", trained["accepted"], "step-0 head", fresh["accepted"])
+  assert np.mean(trained["accepted"]) > np.mean(fresh["accepted"]) + 0.1
 
 
 def test_speculation_off_leaves_the_state_without_a_draft():

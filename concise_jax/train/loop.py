@@ -114,9 +114,8 @@ def _sampling(r: Trainer, state: TrainState, stats: dict):
   (each batch's mean accepted length goes to stats["accepted"])."""
   if r.draft_spec is None:
     return contextlib.nullcontext()
-  stats["accepted"] = []
   dp = online_draft.draft_params(r.draft_spec, state.draft)
-  return online_draft.speculative_rollouts(r.draft_spec, dp, stats["accepted"])
+  return online_draft.speculative_rollouts(r.draft_spec, dp, stats.setdefault("accepted", []))
 
 
 def _distill(r: Trainer, state: TrainState, placed: step.UpdateBatch,
