@@ -335,9 +335,9 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
 def _export_draft(workdir: str, state: TrainState, config) -> None:
   """The newest draft head also as workdir/draft/ (a standalone draft checkpoint), which
   `python -m concise_jax.eval --speculative=eagle --draft=WORKDIR` and `init_from` read."""
+  draft = distributed.fetch(state.draft)   # a collective: every process takes part
   if not distributed.is_lead():
     return
-  draft = distributed.fetch(state.draft)
   draft_checkpoint.save(os.path.join(workdir, "draft"), draft.head, draft.token_counts,
                         {"source": "training", "step": int(draft.step),
                          "train_step": int(jax.device_get(state.step)),
