@@ -112,6 +112,11 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
     ("rollout.top_p", _NUM, 0, 1, False, True),
     ("rollout.top_k", _INT, 0, None, True, True),              # 0 = off
     ("rollout.max_refill_batches", _INT, 1, None, True, True),
+    ("rollout.speculative.num_draft", _INT, 1, None, True, True),
+    ("rollout.speculative.lr", _NUM, 0, None, False, True),
+    ("rollout.speculative.feature_weight", _NUM, 0, None, True, True),
+    ("rollout.speculative.ce_weight", _NUM, 0, None, True, True),
+    ("rollout.speculative.draft_vocab", _INT, 0, None, True, True),   # 0 = full vocabulary
     ("verify.num_workers", _INT, 0, None, True, True),
     ("verify.timeout_s", _NUM, 0, None, False, True),
     ("kl.coef", _NUM, 0, None, True, True),
@@ -139,6 +144,7 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
 )
 CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error", "drop"),
            "rollout.steering.rule": ("last", "all"),
+           "rollout.speculative.draft": ("eagle",),
            "model.dtype": ("bfloat16", "float16", "float32"),
            "model.param_dtype": ("bfloat16", "float16", "float32"),
            "model.remat": known_names.REMAT_POLICIES}

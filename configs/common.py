@@ -83,6 +83,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.rollout.steering.path = ""        # concise_jax.steering.save file; "" = no steering
   c.rollout.steering.strength = 1.0   # gamma on the raw (unnormalised) vector
   c.rollout.steering.rule = "last"    # steered positions: "last" (ASC) or "all"
+  # Lossless speculative rollouts with an EAGLE head (arXiv 2401.15077) distilled online from
+  # the policy after each update (SpecVLM, arXiv 2509.11815); the head lives in the checkpoint.
+  c.rollout.speculative = ml_collections.ConfigDict()
+  c.rollout.speculative.enabled = False
+  c.rollout.speculative.draft = "eagle"        # the draft kind (only the EAGLE head for now)
+  c.rollout.speculative.num_draft = 4          # k: drafted tokens per target forward
+  c.rollout.speculative.distill = True         # False: keep the head fixed (e.g. init_from's)
+  c.rollout.speculative.lr = 1e-3              # the head's AdamW learning rate
+  c.rollout.speculative.feature_weight = 1.0   # Smooth-L1 on features: EAGLE's weights;
+  c.rollout.speculative.ce_weight = 0.1        #   SpecVLM does not publish its own
+  c.rollout.speculative.draft_vocab = 0        # reduced draft vocabulary (EAGLE-3); 0 = full
+  c.rollout.speculative.init_from = ""         # a `python -m concise_jax.draft` dir or a
+                                               #   training workdir; "" = a fresh head
 
   c.verify = ml_collections.ConfigDict()
   c.verify.num_workers = 2            # answer-checking processes; 0 = check in this process

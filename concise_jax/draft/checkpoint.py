@@ -51,6 +51,19 @@ def top_vocab(token_counts: np.ndarray, size: int) -> jax.Array:
   return jnp.asarray(np.sort(order), jnp.int32)
 
 
+def _npz_path(path: str) -> str:
+  """A draft directory (or its npz), or a training workdir holding `draft/`, as the npz path."""
+  if os.path.isdir(os.path.join(path, "draft")):
+    path = os.path.join(path, "draft")
+  return os.path.join(path, _FILE) if os.path.isdir(path) else path
+
+
+def load_counts(path: str) -> np.ndarray:
+  """The target-token counts [V] saved with a head (see `load` for `path`)."""
+  with np.load(_npz_path(path)) as z:
+    return np.asarray(z["token_counts"])
+
+
 def load(path: str, vocab_size: int = 0) -> dict:
   """Draft params for `EagleDrafter`: {"head", "vocab_ids"} (vocab_ids None = full vocab).
 
@@ -58,11 +71,7 @@ def load(path: str, vocab_size: int = 0) -> dict:
     path: a draft directory (or its npz), or a training workdir holding `draft/`.
     vocab_size: reduced draft vocabulary size; 0 keeps the full target vocabulary.
   """
-  if os.path.isdir(os.path.join(path, "draft")):
-    path = os.path.join(path, "draft")
-  if os.path.isdir(path):
-    path = os.path.join(path, _FILE)
-  with np.load(path) as z:
+  with np.load(_npz_path(path)) as z:
     flat = {k[len("head/"):]: z[k] for k in z.files if k.startswith("head/")}
     counts = z["token_counts"]
   vocab_ids = top_vocab(counts, vocab_size) if 0 < vocab_size < len(counts) else None

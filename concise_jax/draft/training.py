@@ -41,6 +41,9 @@ class DraftTrainState:
   step: jax.Array
   head: dict
   opt_state: optax.OptState
+  # [V] int32 counts of the target's sampled tokens (online runs): the reduced draft vocabulary
+  # (EAGLE-3, arXiv 2503.01840) is their top `draft_vocab` ids; None offline.
+  token_counts: jax.Array | None = None
 
 
 def make_optimizer(dc: DistillConfig) -> optax.GradientTransformation:
@@ -83,13 +86,17 @@ def _chunked_ce(cfg, target_params, pred_btd, feat_btd, w_bt, chunk):
 
 def eagle_loss(cfg: ModelConfig, head: dict, target_params: dict, tokens_bt: jax.Array,
                feat_btd: jax.Array, mask_bt: jax.Array, dc: DistillConfig,
-               key: jax.Array | None = None) -> tuple[jax.Array, dict]:
+               key: jax.Array | None = None,
+               loss_mask_bt: jax.Array | None = None) -> tuple[jax.Array, dict]:
   """EAGLE loss over whole sequences.
 
   Args:
     tokens_bt: [B, T] int32 token ids (prompt + completion, left-padded); mask_bt [B, T] 1/0.
     feat_btd: [B, T, D] the target's final-normed features of the same sequences.
     key: noise key (used when dc.noise > 0).
+    loss_mask_bt: optional [B, T] 1/0: only positions t with loss_mask[t + 1] = 1 count (the
+      head still attends to every valid position). Rollouts use the completion: the head
+      drafts only there, and prompt text would otherwise outweigh it.
   Returns:
     (scalar loss, metrics: feature_loss, ce, top1 = share of positions where the draft's argmax
     equals the target's, the greedy acceptance rate of a one-token draft).
@@ -97,6 +104,8 @@ def eagle_loss(cfg: ModelConfig, head: dict, target_params: dict, tokens_bt: jax
   feat_btd = jax.lax.stop_gradient(feat_btd.astype(jnp.float32))
   next_bt = jnp.pad(tokens_bt[:, 1:], ((0, 0), (0, 1)))
   w_bt = (mask_bt[:, :-1] * mask_bt[:, 1:]).astype(jnp.float32)
+  if loss_mask_bt is not None:
+    w_bt = w_bt * loss_mask_bt[:, 1:].astype(jnp.float32)
   w_bt = jnp.pad(w_bt, ((0, 0), (0, 1)))               # pair (t, t+1) is real
   noisy_btd = feat_btd
   if dc.noise > 0 and key is not None:
@@ -112,19 +121,21 @@ def eagle_loss(cfg: ModelConfig, head: dict, target_params: dict, tokens_bt: jax
 
 
 def distill_from_features(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainState,
-                          target_params: dict, tokens_bt, feat_btd, mask_bt, key=None):
+                          target_params: dict, tokens_bt, feat_btd, mask_bt, key=None,
+                          loss_mask_bt=None):
   """One optimiser step given the target's features (the RL update already has them)."""
   (loss, metrics), grads = jax.value_and_grad(eagle_loss, argnums=1, has_aux=True)(
-      cfg, state.head, target_params, tokens_bt, feat_btd, mask_bt, dc, key)
+      cfg, state.head, target_params, tokens_bt, feat_btd, mask_bt, dc, key, loss_mask_bt)
   updates, opt_state = make_optimizer(dc).update(grads, state.opt_state, state.head)
   head = optax.apply_updates(state.head, updates)
-  return (DraftTrainState(step=state.step + 1, head=head, opt_state=opt_state),
+  return (state.replace(step=state.step + 1, head=head, opt_state=opt_state),
           {"draft/loss": loss, **{f"draft/{k}": v for k, v in metrics.items()}})
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "dc"), donate_argnums=(2,))
 def distill_step(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainState, target_params: dict,
-                 tokens_bt: jax.Array, mask_bt: jax.Array, key: jax.Array):
+                 tokens_bt: jax.Array, mask_bt: jax.Array, key: jax.Array,
+                 loss_mask_bt: jax.Array | None = None):
   """Online distillation hook: runs the target on the sequences, then one draft update.
 
   Call it once per RL update on the rollouts being trained on (prompt + completion tokens, the
@@ -134,7 +145,7 @@ def distill_step(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainState, ta
   feat_btd, _ = transformer.forward(cfg, target_params, tokens_bt, mask_bs=mask_bt,
                                     return_logits=False)
   return distill_from_features(cfg, dc, state, target_params, tokens_bt, feat_btd, mask_bt,
-                               jax.random.fold_in(key, state.step))
+                               jax.random.fold_in(key, state.step), loss_mask_bt)
 
 
 def distill_on_rollout(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainState,
@@ -142,13 +153,11 @@ def distill_on_rollout(cfg: ModelConfig, dc: DistillConfig, state: DraftTrainSta
                        tokens_bt: jax.Array, mask_bt: jax.Array, key: jax.Array):
   """The RL-loop hook (SpecVLM online distillation): one draft update on a rollout batch.
 
-  Proposed wiring: after each policy update, `draft_state, m = distill_on_rollout(cfg, dc,
-  draft_state, new_params, rollout.prompt_tokens, rollout.prompt_mask, rollout.tokens_bt,
-  rollout.mask_bt, key)`; keep `draft_state` next to the policy's TrainState (same checkpoint),
-  log m["draft/top1"] and the sampler's `mean_accepted`, and hand `{"head": draft_state.head,
-  "vocab_ids": ...}` to `speculative.sample` for the next rollout.
+  `draft.online` calls it after each policy update with the updated policy's params; the loss
+  counts the completion positions only (where the head drafts), the prompt being context.
   Args: prompts [B, S] left-padded with their mask; completions [B, T] with their mask.
   """
   tokens = jnp.concatenate([prompt_tokens_bs, tokens_bt], axis=1)
   mask = jnp.concatenate([prompt_mask_bs, mask_bt], axis=1)
-  return distill_step(cfg, dc, state, policy_params, tokens, mask, key)
+  completion = jnp.concatenate([jnp.zeros_like(prompt_mask_bs), mask_bt], axis=1)
+  return distill_step(cfg, dc, state, policy_params, tokens, mask, key, completion)

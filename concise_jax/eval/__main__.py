@@ -14,6 +14,7 @@ by the tfds builders into --data_dir and reused. Output: `results.json`, `result
 """
 import dataclasses
 import datetime
+import os
 import sys
 
 import jax
@@ -59,7 +60,8 @@ _PROGRESS = flags.DEFINE_boolean("progress", True, "Show tqdm progress bars.")
 _SPECULATIVE = flags.DEFINE_enum(
     "speculative", "off", ["off", "eagle"], "Lossless speculative decoding with an EAGLE head.")
 _DRAFT = flags.DEFINE_string("draft", None, "Draft head: a `python -m concise_jax.draft` dir or "
-                             "a training workdir holding draft/.")
+                             "a training workdir holding draft/; default: --checkpoint's "
+                             "workdir when it trained one (rollout.speculative).")
 _NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Drafted tokens per target forward.")
 _DRAFT_VOCAB = flags.DEFINE_integer("draft_vocab", 8192, "Reduced draft vocabulary; 0 = full.")
 _SPEC_MAX_BATCH = flags.DEFINE_integer("speculative_max_batch", 4,
@@ -93,6 +95,17 @@ def run_config(specs: list[str], settings: runner.EvalSettings) -> dict:
           "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
+def _draft_dir() -> str:
+  """--draft, or the evaluated training workdir's own head (written by the training loop)."""
+  if _DRAFT.value:
+    return _DRAFT.value
+  ckpt = _CHECKPOINT.value or ""
+  if os.path.isdir(os.path.join(ckpt, "draft")):
+    return ckpt
+  raise app.UsageError("--speculative=eagle needs --draft (a draft dir or a training workdir "
+                       "holding draft/)")
+
+
 def main(argv):
   del argv
   _JOIN_PROCESSES()
@@ -110,7 +123,7 @@ def main(argv):
     from concise_jax.draft import checkpoint as draft_ckpt  # pylint: disable=import-outside-toplevel
     from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
     policy = dataclasses.replace(policy, speculative=(
-        draft.EagleDrafter(policy.cfg), draft_ckpt.load(_DRAFT.value, _DRAFT_VOCAB.value),
+        draft.EagleDrafter(policy.cfg), draft_ckpt.load(_draft_dir(), _DRAFT_VOCAB.value),
         speculative.SpecParams(num_draft=_NUM_DRAFT.value), _SPEC_MAX_BATCH.value))
   else:
     policy = runner.place_on_mesh(policy, tuple(int(x) for x in _MESH.value))

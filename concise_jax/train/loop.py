@@ -9,8 +9,14 @@ last good one.
 
 Randomness: the tiny model's init and LoRA's A use fold_in(key(seed), 0); the data order uses
 `seed` (hashed by the pipeline); sampling uses fold_in(fold_in(key(seed), 2), step) and one more
-fold_in per refill batch — all pure functions of (seed, step), hence resumable.
+fold_in per refill batch; the draft head's init fold_in(key(seed), 4) and its distillation
+fold_in(fold_in(key(seed), 5), step) — all pure functions of (seed, step), hence resumable.
+
+Speculative rollouts (`rollout.speculative.enabled`, `draft.online`): rollouts decode with the
+lossless speculative sampler and the current EAGLE head, and after each policy update the head
+takes one distillation step on that rollout from the updated policy (SpecVLM, arXiv 2509.11815).
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,6 +27,8 @@ import numpy as np
 from absl import logging
 
 from concise_jax import components, distributed, filters, options, types
+from concise_jax.draft import checkpoint as draft_checkpoint
+from concise_jax.draft import online as online_draft
 from concise_jax.eval import metrics as eval_metrics_lib
 from concise_jax.eval import runner as eval_runner
 from concise_jax.train import checkpoint, metrics as metrics_lib, rollout_step, step
@@ -93,11 +101,30 @@ def _collect_rollouts(r: Trainer, state: TrainState, key: jax.Array):
     reward_metrics.append(metrics)
     return batch, jax.device_get(reward_out)
 
-  (batch, reward_out), keep_b, fill_stats = filters.fill_groups(
-      next_batch, lambda tree: r.fns.keep(*tree), group_size=c.rollout.group_size,
-      groups_per_update=c.rollout.prompts_per_step, max_batches=c.rollout.max_refill_batches)
+  with _sampling(r, state, stats):
+    (batch, reward_out), keep_b, fill_stats = filters.fill_groups(
+        next_batch, lambda tree: r.fns.keep(*tree), group_size=c.rollout.group_size,
+        groups_per_update=c.rollout.prompts_per_step, max_batches=c.rollout.max_refill_batches)
   update_batch = step.UpdateBatch(rollout=batch, reward_out=reward_out, keep_b=keep_b)
   return update_batch, reward_state, generated, reward_metrics, {**stats, **fill_stats}
+
+
+def _sampling(r: Trainer, state: TrainState, stats: dict):
+  """The plain sampler, or with speculation on, the speculative one with the current head
+  (each batch's mean accepted length goes to stats["accepted"])."""
+  if r.draft_spec is None:
+    return contextlib.nullcontext()
+  dp = online_draft.draft_params(r.draft_spec, state.draft)
+  return online_draft.speculative_rollouts(r.draft_spec, dp, stats.setdefault("accepted", []))
+
+
+def _distill(r: Trainer, state: TrainState, placed: step.UpdateBatch,
+             step_index: int) -> tuple[TrainState, dict]:
+  """One draft-head update on the rollout just trained on, from the updated policy."""
+  params = r.fns.model_params(state.params, r.frozen)
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(r.config.seed), 5), step_index)
+  draft, metrics = r.distill(state.draft, params, placed.rollout, key)
+  return state.replace(draft=draft), metrics
 
 
 def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, float]:
@@ -112,6 +139,8 @@ def _step_metrics(generated, update_batch, reward_metrics, stats) -> dict[str, f
   out["filter/rollout_batches"] = float(stats["num_batches"])
   out["filter/filled"] = float(stats["filled"])
   out["rollout/prompts_cut"] = float(stats["prompts_cut"])   # > 0: raise max_prompt_tokens
+  if stats.get("accepted"):   # speculative rollouts: tokens per target forward per row
+    out["draft/accept_len"] = float(np.mean(stats["accepted"]))
   if stats["budgets"]:
     out["rollout/budget_mean"] = float(np.mean(np.concatenate(stats["budgets"])))
   return out
@@ -143,8 +172,13 @@ def train_step(r: Trainer, state: TrainState, step_index: int) -> tuple[TrainSta
   t1 = time.perf_counter()
   state = state.replace(reward_state=distributed.put(reward_state, r.fns.state_sh.reward_state))
   host_batch = update_batch
-  state, update_metrics = r.fns.update(state, r.frozen,
-                                       distributed.put(update_batch, r.fns.batch_sh))
+  placed = distributed.put(update_batch, r.fns.batch_sh)
+  draft = state.draft     # the update's compiled state has no draft; it comes back after
+  state, update_metrics = r.fns.update(state.replace(draft=None), r.frozen, placed)
+  state = state.replace(draft=draft)
+  if r.draft_spec is not None:
+    state, draft_metrics = _distill(r, state, placed, step_index)
+    update_metrics = {**update_metrics, **draft_metrics}
   update_metrics = metrics_lib.to_floats(distributed.fetch(update_metrics))  # waits for it
   t2 = time.perf_counter()
   out = _step_metrics(generated, host_batch, reward_metrics, stats)
@@ -257,8 +291,11 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
   evaluating = config.eval.every > 0 and bool(r.eval_examples)
   eval_before = _eval_before(r, state, workdir, step_index, writer) if evaluating else {}
   eval_after = {}
-  save = lambda: checkpoint.save(manager, state, {"data": r.iterator.get_state(),
-                                                  "config": json.loads(config.to_json())})
+  def save():
+    checkpoint.save(manager, state, {"data": r.iterator.get_state(),
+                                     "config": json.loads(config.to_json())})
+    if state.draft is not None:
+      _export_draft(workdir, state, config)
   try:
     while step_index < end:
       if preemption.agree(watch.requested):
@@ -293,6 +330,18 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
                preempted or False)
   return RunResult(step=step_index, halted=halted, metrics=metrics, state=state,
                    eval_before=eval_before, eval_after=eval_after, preempted=preempted)
+
+
+def _export_draft(workdir: str, state: TrainState, config) -> None:
+  """The newest draft head also as workdir/draft/ (a standalone draft checkpoint), which
+  `python -m concise_jax.eval --speculative=eagle --draft=WORKDIR` and `init_from` read."""
+  draft = distributed.fetch(state.draft)   # a collective: every process takes part
+  if not distributed.is_lead():
+    return
+  draft_checkpoint.save(os.path.join(workdir, "draft"), draft.head, draft.token_counts,
+                        {"source": "training", "step": int(draft.step),
+                         "train_step": int(jax.device_get(state.step)),
+                         "model": config.model.name})
 
 
 def _eval_before(r: Trainer, state: TrainState, workdir: str, step_index: int, writer) -> dict:

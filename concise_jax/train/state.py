@@ -18,7 +18,8 @@ from concise_jax import components, sharding
 
 @flax.struct.dataclass
 class TrainState:
-  """Trainable params, optimizer state, the components' memory and the update counter.
+  """Trainable params, optimizer state, the components' memory, the update counter and,
+  with speculative rollouts, the draft head's training state.
 
   No RNG: sampling keys are pure functions of (seed, step) (`loop`), so a resumed run draws
   exactly what an uninterrupted one would without storing a key.
@@ -27,6 +28,9 @@ class TrainState:
   params: Any                       # trainable tree: full model params, or LoRA adapters
   opt_state: optax.OptState
   reward_state: components.ComponentStates  # the selected reward / budget's own state
+  # The speculative draft head and its optimiser (`draft.training.DraftTrainState`, replicated)
+  # when `rollout.speculative.enabled`; None otherwise, so runs without it keep their layout.
+  draft: Any = None
 
 
 def init_train_state(params: Any, tx: optax.GradientTransformation, *,

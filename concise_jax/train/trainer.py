@@ -21,6 +21,7 @@ import jax
 import ml_collections
 
 from concise_jax import components, data, distributed, filters, models, options, sharding
+from concise_jax.draft import online as online_draft
 from concise_jax.models import tiny
 from concise_jax.train import checkpoint, host_features, lora, rollout_step, step
 from concise_jax.train import weight_merge
@@ -245,6 +246,8 @@ class Trainer:
   layout: sharding.Layout | None = None   # the training mesh, on which rollouts decode too
   state: TrainState | None = None   # step-0 state from `make_trainer`; the caller advances it
   trainable_axes: Any = None        # logical axes of the trainable tree
+  draft_spec: Any = None            # draft.online.OnlineSpec: speculative rollouts; None = off
+  distill: Callable | None = None   # (draft state, params, rollout, key) -> (draft state, metrics)
   close: Callable[[], None] = lambda: None   # stops the verifier pool
 
   def __enter__(self) -> "Trainer":
@@ -297,6 +300,9 @@ def make_trainer(config) -> Trainer:
   iterator = data.make_prompt_iterator(examples, config.rollout.prompts_per_step,
                                        seed=config.seed)
   state = initial_state(config, fns, trainable, len(examples))
+  draft_spec, distill = None, None
+  if (draft_spec := online_draft.from_config(config)) is not None:
+    state, distill = _place_draft(config, draft_spec, model_cfg, params, mesh, state)
   frozen = place_frozen(fns, frozen, state)
   check, close_checker = _make_checker(config)
   return Trainer(config=config, model_cfg=model_cfg, tokenizer=tokenizer, fns=fns,
@@ -306,4 +312,21 @@ def make_trainer(config) -> Trainer:
                  sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2),
                  features=host_features.make_host_features(config, tokenizer, check),
                  monitor_examples=examples, layout=sharding.Layout.of(mesh, config.mesh.rules),
-                 state=state, trainable_axes=axes, close=close_checker)
+                 state=state, trainable_axes=axes, draft_spec=draft_spec, distill=distill,
+                 close=close_checker)
+
+
+def _place_draft(config, draft_spec, model_cfg, params: dict, mesh, state: TrainState):
+  """(state with the step-0 draft head, replicated on the mesh; the jitted distillation step).
+
+  The head starts over the initial policy (`params`), keyed by fold_in(key(seed), 4).
+  """
+  if host_features.needs_entropy(config):
+    raise ValueError("rollout.speculative: the speculative sampler returns no token entropies, "
+                     "which a selected component needs")
+  if rollout_step.steering_from_config(config) is not None:
+    raise ValueError("rollout.speculative does not combine with rollout.steering")
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
+  draft = online_draft.init_draft(draft_spec, model_cfg, params, key)
+  draft = distributed.put(draft, sharding.replicated(mesh))
+  return state.replace(draft=draft), online_draft.make_distill(model_cfg, draft_spec, mesh)
