@@ -161,7 +161,7 @@ def test_plain_grpo_config_json_keeps_only_the_selected_variants():
                    for section in options.SECTIONS for name in full[section]
                    if isinstance(full[section][name], dict) and name != full[section]["name"])
   assert options.count_leaves(run) == options.count_leaves(full) - unselected
-  assert options.count_leaves(run) < options.count_leaves(full) / 3   # measured: 248 → 80
+  assert options.count_leaves(run) < options.count_leaves(full) / 2.5   # measured: 262 → 90
 
 
 def test_override_errors_name_key_type_and_value():

@@ -10,9 +10,8 @@ weights 1.0 / 0.1 are EAGLE's, SpecVLM publishes none).
 The draft state (`training.DraftTrainState`) lives in `TrainState.draft`, replicated, and is
 checkpointed with it; `loop.py` wires the three functions here.
 """
-import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -133,22 +132,13 @@ def mesh_sample(cfg, params, tokens_ps, mask_ps, key, sp, *, num_samples, layout
   return mesh_sampling.MeshSample(out=_plain_output(out), rows=rows, owner=owner)
 
 
-@contextlib.contextmanager
-def speculative_rollouts(spec: OnlineSpec, dp: dict, accepted: list) -> Iterator[None]:
-  """Within the block, `mesh_sampling.sample` (what `rollout_step.rollout_batch` calls) decodes
-  speculatively with draft params `dp`.
-
-  A stopgap until `rollout_batch` takes the sampler as an argument: the training loop is one
-  host thread, and the original function is restored on exit.
-  """
-  plain = mesh_sampling.sample
+def speculative_sample_fn(spec: OnlineSpec, dp: dict, accepted: list) -> Callable:
+  """A drop-in for `mesh_sampling.sample` (what `rollout_step.rollout_batch` takes as
+  `sample_fn`) that decodes speculatively with draft params `dp`; each batch's mean accepted
+  length is appended to `accepted`."""
 
   def sample(cfg, params, tokens_ps, mask_ps, key, sp, **kw):
     return mesh_sample(cfg, params, tokens_ps, mask_ps, key, sp, drafter=drafters.EagleDrafter(cfg),
                        dp=dp, spec=SP.SpecParams(num_draft=spec.num_draft), accepted=accepted, **kw)
 
-  mesh_sampling.sample = sample
-  try:
-    yield
-  finally:
-    mesh_sampling.sample = plain
+  return sample

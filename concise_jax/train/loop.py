@@ -16,7 +16,6 @@ Speculative rollouts (`rollout.speculative.enabled`, `draft.online`): rollouts d
 lossless speculative sampler and the current EAGLE head, and after each policy update the head
 takes one distillation step on that rollout from the updated policy (SpecVLM, arXiv 2509.11815).
 """
-import contextlib
 import dataclasses
 import json
 import os
@@ -59,13 +58,13 @@ class RunResult:
 
 def _sample_batch(r: Trainer, params: dict, examples: list, key: jax.Array, *, group_size: int,
                   sp, budget_p: np.ndarray | None = None,
-                  steering=None) -> tuple[types.Rollout, int]:
+                  steering=None, sample_fn=None) -> tuple[types.Rollout, int]:
   """(scored rollout, number of prompts cut to max_prompt_tokens)."""
   batch, _, stats = rollout_step.rollout_batch(
       r.model_cfg, params, r.tokenizer, examples, [r.index_of.get(e.id, 0) for e in examples],
       key, sp=sp, group_size=group_size, fmt=rollout_step.prompt_format(r.config), check=r.check,
       features=r.features, budget_p=budget_p,
-      layout=r.layout, steering=steering)
+      layout=r.layout, steering=steering, sample_fn=sample_fn)
   return batch, stats["prompts_cut"]
 
 
@@ -83,6 +82,7 @@ def _collect_rollouts(r: Trainer, state: TrainState, key: jax.Array):
   reward_state, generated, reward_metrics = distributed.fetch(state.reward_state), [], []
   steering = rollout_step.steering_from_config(c)   # ASC-steered training rollouts, or None
   stats = {"prompts_cut": 0, "budgets": []}
+  sample_fn = _sample_fn(r, state, stats)
 
   def next_batch():
     nonlocal reward_state
@@ -94,28 +94,27 @@ def _collect_rollouts(r: Trainer, state: TrainState, key: jax.Array):
       stats["budgets"].append(budget_p)
     batch, cut = _sample_batch(r, params, examples, jax.random.fold_in(key, len(generated)),
                                group_size=c.rollout.group_size, sp=sp, budget_p=budget_p,
-                               steering=steering)
+                               steering=steering, sample_fn=sample_fn)
     stats["prompts_cut"] += cut
     reward_out, reward_state, metrics = r.fns.score(reward_state, batch)
     generated.append(batch)
     reward_metrics.append(metrics)
     return batch, jax.device_get(reward_out)
 
-  with _sampling(r, state, stats):
-    (batch, reward_out), keep_b, fill_stats = filters.fill_groups(
-        next_batch, lambda tree: r.fns.keep(*tree), group_size=c.rollout.group_size,
-        groups_per_update=c.rollout.prompts_per_step, max_batches=c.rollout.max_refill_batches)
+  (batch, reward_out), keep_b, fill_stats = filters.fill_groups(
+      next_batch, lambda tree: r.fns.keep(*tree), group_size=c.rollout.group_size,
+      groups_per_update=c.rollout.prompts_per_step, max_batches=c.rollout.max_refill_batches)
   update_batch = step.UpdateBatch(rollout=batch, reward_out=reward_out, keep_b=keep_b)
   return update_batch, reward_state, generated, reward_metrics, {**stats, **fill_stats}
 
 
-def _sampling(r: Trainer, state: TrainState, stats: dict):
-  """The plain sampler, or with speculation on, the speculative one with the current head
-  (each batch's mean accepted length goes to stats["accepted"])."""
+def _sample_fn(r: Trainer, state: TrainState, stats: dict):
+  """None (the plain sampler), or with speculation on, the speculative one with the current
+  head (each batch's mean accepted length goes to stats["accepted"])."""
   if r.draft_spec is None:
-    return contextlib.nullcontext()
+    return None
   dp = online_draft.draft_params(r.draft_spec, state.draft)
-  return online_draft.speculative_rollouts(r.draft_spec, dp, stats.setdefault("accepted", []))
+  return online_draft.speculative_sample_fn(r.draft_spec, dp, stats.setdefault("accepted", []))
 
 
 def _distill(r: Trainer, state: TrainState, placed: step.UpdateBatch,

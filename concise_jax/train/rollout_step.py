@@ -80,7 +80,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
                   sp: rollout.SamplingParams, group_size: int, fmt: PromptFormat,
                   check: CheckFn, features: Callable | None = None,
                   budget_p: np.ndarray | None = None, budget_template: str = "",
-                  layout=None, steering=None) -> tuple[types.Rollout, list[str], dict]:
+                  layout=None, steering=None,
+                  sample_fn: Callable | None = None) -> tuple[types.Rollout, list[str], dict]:
   """Samples `group_size` completions per example and scores their correctness.
 
   Args:
@@ -103,6 +104,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
     layout: the mesh to decode on (`sharding.Layout`); None = one device.
     steering: optional `models.Steering` (ASC, `steering_from_config`). `old_logp_bt` is then
       the steered sampler's log-prob, which the update must keep (see `step.py`).
+    sample_fn: replaces `mesh_sampling.sample` (same arguments and result), e.g. the
+      speculative sampler with the current draft head (`draft.online.speculative_sample_fn`).
 
   Returns:
     (Rollout with B = P·G numpy rows incl. prompt tokens — the same whole batch on every
@@ -115,9 +118,8 @@ def rollout_batch(model_cfg, params: dict, tokenizer, examples: Sequence[data.Ex
                                            budget_p if stated else None)
   cap_b = None if budget_p is None or stated else np.repeat(
       np.asarray(budget_p, np.int32), group_size)
-  sampled = mesh_sampling.sample(model_cfg, params, tokens_ps, mask_ps, key, sp,
-                                 num_samples=group_size, layout=layout, budget_b=cap_b,
-                                 steering=steering)
+  sampled = (sample_fn or mesh_sampling.sample)(model_cfg, params, tokens_ps, mask_ps, key, sp,
+      num_samples=group_size, layout=layout, budget_b=cap_b, steering=steering)
   out, rows = sampled.out, sampled.rows
   rep = lambda x: np.repeat(np.asarray(x), group_size, axis=0)
   batch = types.Rollout(
