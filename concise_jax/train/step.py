@@ -383,8 +383,11 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
     prompt_group = (group_size if spec.share_prompt and grouped
                     and _prompts_divide(rows // n_micro // group_size, layout) else 1)
 
-    branches = [functools.partial(lambda length, xs: grad_fn(
-        trainable, frozen, _cut_micro(xs, length), prompt_group), length) for length in lengths]
+    def grads_at(length, xs):
+      return grad_fn(trainable, frozen, _cut_micro(xs, length), prompt_group)
+
+    # One compiled shape per bucket length; each micro-batch runs the one its index picks.
+    branches = [functools.partial(grads_at, length) for length in lengths]
 
     def body(grads, xs):
       xs, bucket = xs
