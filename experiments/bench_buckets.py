@@ -33,6 +33,8 @@ _SPREAD = flags.DEFINE_integer("spread", 20, "± spread of a row's length around
 _KL = flags.DEFINE_float("kl", 0.0, "kl.coef (> 0 adds the reference pass)")
 _REMAT = flags.DEFINE_string("remat", "dots", "model.remat")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed calls of each (after one warm-up)")
+_CHUNK = flags.DEFINE_integer("logp_chunk", 64, "train.logp_chunk (32 divides every bucket of "
+                              "T=128, K=4; 64 pads the 96 bucket's head to 128)")
 
 
 def _batch(config, vocab: int, rng) -> step.UpdateBatch:
@@ -57,6 +59,7 @@ def _batch(config, vocab: int, rng) -> step.UpdateBatch:
 def main(_):
   config = quickstart.get_config()
   config.kl.coef = _KL.value
+  config.train.logp_chunk = _CHUNK.value
   d = _D.value
   model_cfg = models.SMOLLM2_135M.replace(
       vocab_size=_VOCAB.value, d_model=d, n_layers=_LAYERS.value, n_heads=d // 64,
@@ -86,7 +89,8 @@ def main(_):
   len_b = np.asarray(batch.rollout.length_b)
   print(f"model d={d} layers={_LAYERS.value} vocab={_VOCAB.value} remat={_REMAT.value}; "
         f"rows={len_b.size} S={config.rollout.max_prompt_tokens} T={t} "
-        f"micro_batch={config.optim.micro_batch} lora={config.model.lora.rank} kl={_KL.value}")
+        f"micro_batch={config.optim.micro_batch} lora={config.model.lora.rank} kl={_KL.value} "
+        f"logp_chunk={_CHUNK.value}")
   print(f"completion lengths {len_b.min()}–{len_b.max()}, mean {len_b.mean():.1f}")
   print("| update | median s | completion columns computed | speed-up |")
   print("|---|---|---|---|")
