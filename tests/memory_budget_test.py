@@ -27,8 +27,8 @@ def test_a_budget_between_the_dots_and_none_peaks_picks_dots():
   assert [t.policy for t in trials] == ["none", "dots"]     # full is never compiled
   assert trials[0].measured_bytes == int(1.83 * GIB)
   line = mb.report_line(1.0 * GIB, chosen, trials)
-  assert line == ("memory budget 1 GiB per device: model.remat=dots (none: predicted 2.01 GiB, "
-                  "measured 1.83 GiB; dots: predicted -, measured 0.73 GiB)")
+  assert line == ("memory budget 1 GiB per device: model.remat=dots (none: predicted 2.01G, "
+                  "measured 1.83G; dots: predicted -, measured 0.73G)")
 
 
 def test_a_large_budget_keeps_no_remat_and_a_tiny_one_picks_full():
@@ -39,7 +39,7 @@ def test_a_large_budget_keeps_no_remat_and_a_tiny_one_picks_full():
 
 def test_a_budget_nothing_fits_is_a_clear_error():
   with pytest.raises(mb.MemoryBudgetError, match=r"memory_budget_gb=0.1: no remat policy "
-                     r"fits \(none: .*measured 1.83 GiB; dots: .*; full: .*measured 0.26 GiB\)"):
+                     r"fits \(none: .*measured 1.83G; dots: .*; full: .*measured 0.26G\)"):
     _choose(0.1)
 
 

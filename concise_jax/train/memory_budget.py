@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 
+from concise_jax.cost_model import fmt_bytes
 from concise_jax.models.config import REMAT_POLICIES
 
 GIB = 1024 ** 3
@@ -58,13 +59,13 @@ def choose_remat(budget_bytes: float, measure: Callable[[str], int],
       f"({_trials_text(trials)}); raise the budget, shard wider or shrink optim.micro_batch")
 
 
-def _gib(n: int | None) -> str:
-  return "-" if n is None else f"{n / GIB:.2f} GiB"
+def _bytes(n: int | None) -> str:
+  return "-" if n is None else fmt_bytes(n)
 
 
 def _trials_text(trials: Sequence[Trial]) -> str:
-  return "; ".join(f"{t.policy}: predicted {_gib(t.predicted_bytes)}, measured "
-                   f"{_gib(t.measured_bytes)}" for t in trials)
+  return "; ".join(f"{t.policy}: predicted {_bytes(t.predicted_bytes)}, measured "
+                   f"{_bytes(t.measured_bytes)}" for t in trials)
 
 
 def report_line(budget_bytes: float, chosen: str, trials: Sequence[Trial]) -> str:
