@@ -45,3 +45,8 @@ def test_bucketed_update_on_an_8_device_mesh_equals_the_single_device_update():
   batch, _ = single.batch(single.fresh_state(), jax.random.PRNGKey(11), ts.starts_with_digit,
                           keep_b=keep_b)
   ts.assert_same_update(sharded, single, ts.with_lengths(batch, ts.ENDS))
+
+
+def test_bucket_chunks_divide_the_bucket_unless_the_divisor_is_too_small():
+  assert [step.bucket_chunk(n, 64) for n in (32, 64, 96, 128)] == [64, 64, 32, 64]
+  assert step.bucket_chunk(100, 64) == 64        # gcd 4 < 64 / 4: pad instead

@@ -25,6 +25,7 @@ teacher log-prob passes bucket the same way.
 """
 import dataclasses
 import functools
+import math
 import types as types_
 from collections.abc import Callable
 from typing import Any
@@ -217,6 +218,15 @@ def bucket_lengths(t: int, buckets: int) -> tuple[int, ...]:
   return tuple(sorted({-(-t * k // buckets) for k in range(1, buckets + 1)}))
 
 
+def bucket_chunk(length: int, chunk: int) -> int:
+  """The log-prob chunk for a `length`-column bucket: a divisor of it when one of at least
+  chunk/4 exists, so the head does not compute padded columns (96 with chunk 64: 32)."""
+  if length <= chunk or length % chunk == 0:
+    return chunk
+  divisor = math.gcd(length, chunk)
+  return divisor if 4 * divisor >= chunk else chunk
+
+
 def _row_ends(*masks_bt: jax.Array) -> jax.Array:
   """[B] int32: one past the last column any of the masks uses (0 for an empty row)."""
   used_bt = functools.reduce(jnp.logical_or, [m > 0 for m in masks_bt])
@@ -342,10 +352,10 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
   # no-gradient pass over the batch is skipped — a quarter of the update's FLOPs.
   old_from_current = recompute_old and opt_steps_per_update == 1
 
-  def micro_loss(trainable, frozen, micro, prompt_group=1):
+  def micro_loss(trainable, frozen, micro, prompt_group=1, chunk=spec.logp_chunk):
     rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt = micro
     logp_bt, entropy_bt = logp_fn(policy.train_params(trainable, frozen), _sequences(rollout),
-                                  prompt_group=prompt_group)
+                                  prompt_group=prompt_group, chunk=chunk)
     sampled_logp_bt = rollout.old_logp_bt
     if old_from_current:
       rollout = rollout.replace(old_logp_bt=jax.lax.stop_gradient(logp_bt))
@@ -384,7 +394,8 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
                     and _prompts_divide(rows // n_micro // group_size, layout) else 1)
 
     def grads_at(length, xs):
-      return grad_fn(trainable, frozen, _cut_micro(xs, length), prompt_group)
+      return grad_fn(trainable, frozen, _cut_micro(xs, length), prompt_group,
+                     bucket_chunk(length, spec.logp_chunk))
 
     # One compiled shape per bucket length; each micro-batch runs the one its index picks.
     branches = [functools.partial(grads_at, length) for length in lengths]
@@ -429,7 +440,7 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
     no_grad = functools.partial(_batched_logp, rows=_rows_per_chunk(b, micro_rows),
                                 layout=layout, group_size=group_size,
                                 share_prompt=spec.share_prompt,
-                                length_buckets=spec.length_buckets)
+                                length_buckets=spec.length_buckets, chunk=spec.logp_chunk)
     if recompute_old and not old_from_current:
       params = policy.model_params(state.params, frozen)
       rollout = rollout.replace(old_logp_bt=no_grad(logp_fn, params, rollout))
@@ -492,11 +503,12 @@ def _prompts_divide(num_prompts: int, layout: sharding.Layout | None) -> bool:
 
 def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
                   layout: sharding.Layout | None = None, group_size: int = 1,
-                  share_prompt: bool = False, length_buckets: int = 0) -> jax.Array:
+                  share_prompt: bool = False, length_buckets: int = 0,
+                  chunk: int = 64) -> jax.Array:
   """[B, T] log-probs under `params`, `rows` sequences at a time, without gradient; with
   `share_prompt`, parts of whole groups compute each group's prompt once; with
   `length_buckets` > 1, parts of similar lengths run at their bucket's length (columns past
-  it are 0: they are masked)."""
+  it are 0: they are masked; `chunk` is `logp_fn`'s, adapted to each bucket)."""
   sequences = _sequences(rollout)
   b, t = rollout.mask_bt.shape
   n = b // rows
@@ -516,7 +528,8 @@ def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
   def at_length(length, xs):
     prompt_bs, prompt_mask_bs, tokens_bt, mask_bt = xs
     logp_bl = logp_fn(params, (prompt_bs, prompt_mask_bs, tokens_bt[:, :length],
-                               mask_bt[:, :length]), prompt_group=prompt_group)[0]
+                               mask_bt[:, :length]), prompt_group=prompt_group,
+                      chunk=bucket_chunk(length, chunk))[0]
     return jnp.pad(logp_bl, ((0, 0), (0, t - length)))
 
   branches = [functools.partial(at_length, length) for length in lengths]
