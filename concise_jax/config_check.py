@@ -128,9 +128,11 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
     ("optim.weight_decay", _NUM, 0, None, True, True),
     ("optim.num_minibatches", _INT, 1, None, True, True),
     ("optim.micro_batch", _INT, 0, None, True, True),          # 0 = the whole minibatch
+    ("optim.length_buckets", _INT, 0, None, True, True),       # 0 / 1 = off
     ("train.steps", _INT, 1, None, True, True),
     ("train.ppo_epochs", _INT, 1, None, True, True),
     ("train.logp_chunk", _INT, 1, None, True, True),
+    ("train.memory_budget_gb", _NUM, 0, None, True, True),     # 0 = keep model.remat
     ("train.ckpt_every", _INT, 1, None, True, True),
     ("train.keep_ckpts", _INT, 1, None, True, True),
     ("train.keep_every", _INT, 0, None, True, True),           # 0 = off

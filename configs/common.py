@@ -132,6 +132,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.clip_norm = 1.0             # global-norm gradient clip; <= 0 disables
   c.optim.num_minibatches = 1         # optimizer steps per PPO epoch
   c.optim.micro_batch = 8             # rows per gradient-accumulation micro-batch (0 = all)
+  c.optim.length_buckets = 0          # K > 1: rows sorted by length, each micro-batch cut to
+                                      #   the first of T·k/K (k = 1..K) holding it; 0/1 = off
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 200                 # updates (rollout + update) in the run
@@ -140,6 +142,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.logp_chunk = 64             # tokens per log-prob chunk (memory: B·chunk·V floats)
   c.train.share_prompt = True         # compute each group's prompt once in the update (exact;
                                       #   Prefix Grouper arXiv:2506.05433); False = per row
+  c.train.memory_budget_gb = 0.0      # > 0: pick the cheapest model.remat whose compiled update
+                                      #   peak (per device) fits; 0 = keep model.remat
   c.train.ckpt_every = 50             # checkpoint period in steps (and always at the end)
   c.train.keep_ckpts = 3              # checkpoints kept on disk (>= 1)
   c.train.keep_every = 0              # > 0: also keep every step divisible by this forever

@@ -174,3 +174,61 @@ def test_split_keeps_whole_groups_strided_and_merge_inverts_it(rows, n, group_si
     for i in range(n):
       np.testing.assert_array_equal(np.unique(group_of[i]), np.arange(i, rows // group_size, n))
   np.testing.assert_array_equal(step._merge(parts, group_size), x)  # pylint: disable=protected-access
+
+
+# Completion ends per row (T = 16, 4 groups of 4): group maxima 3, 16, 7, 10 fall in the
+# buckets 4, 16, 8 and 12 of `length_buckets=4`.
+ENDS = np.array([3, 1, 2, 3, 16, 5, 9, 12, 7, 7, 2, 6, 10, 4, 8, 1])
+
+
+def with_lengths(batch, ends_b):
+  """The batch with completions cut to `ends_b` tokens (a realistic spread of lengths)."""
+  r = batch.rollout
+  keep_bt = np.arange(r.mask_bt.shape[1])[None, :] < np.asarray(ends_b)[:, None]
+  rollout = r.replace(tokens_bt=np.where(keep_bt, r.tokens_bt, 0),
+                      mask_bt=keep_bt.astype(np.float32),
+                      old_logp_bt=np.where(keep_bt, r.old_logp_bt, 0.0),
+                      length_b=np.asarray(ends_b, np.int32),
+                      truncated_b=np.asarray(ends_b) == r.mask_bt.shape[1])
+  return batch.replace(rollout=rollout)
+
+
+def bucket_config(aggregation, *, buckets, micro_batch, lora_rank=0):
+  """KL on and two PPO epochs: the reference and old log-prob passes bucket too."""
+  config = tiny_config(micro_batch=micro_batch, length_buckets=buckets, eps=1e-4)
+  config.aggregation.name = aggregation
+  config.kl.coef = 0.05
+  config.train.ppo_epochs = 2
+  config.model.lora.rank = lora_rank
+  return config
+
+
+def assert_same_update(small, big, batch, rtol=1e-5):
+  state_a, m_a = small.fns.update(small.fresh_state(), small.frozen, batch)
+  state_b, m_b = big.fns.update(big.fresh_state(), big.frozen, batch)
+  for key in ("loss/total", "loss/policy", "loss/kl", "loss/num_tokens", "policy/entropy",
+              "policy/ratio", "optim/grad_norm", "train/sampler_logp_gap"):
+    np.testing.assert_allclose(float(m_a[key]), float(m_b[key]), rtol=rtol, atol=1e-7,
+                               err_msg=key)
+  assert float(m_a["optim/grad_norm"]) > 0
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-5),
+               jax.device_get(state_a.params), jax.device_get(state_b.params))
+  return m_a
+
+
+# Each case compiles two updates (~3 min on a loaded 2-core machine): integration.
+@pytest.mark.integration
+@pytest.mark.parametrize("aggregation,lora_rank", [
+    ("token_mean", 0), ("token_mean", 4),
+    ("seq_mean_token_mean", 0), ("seq_mean_token_sum", 0), ("seq_mean_token_sum_norm", 4)])
+def test_length_bucketed_accumulation_equals_one_big_batch(setup, aggregation, lora_rank):
+  """4 micro-batches of one group each, cut to buckets of 4, 8, 12 and 16 tokens, vs one
+  unbucketed micro-batch of 16 rows: same metrics and params (refill padding rows, LoRA)."""
+  del setup
+  small = Setup(bucket_config(aggregation, buckets=4, micro_batch=4, lora_rank=lora_rank))
+  big = Setup(bucket_config(aggregation, buckets=0, micro_batch=0, lora_rank=lora_rank))
+  keep_b = np.repeat([True, True, False, True], small.config.rollout.group_size)
+  batch, _ = small.batch(small.fresh_state(), jax.random.PRNGKey(7), starts_with_digit,
+                         keep_b=keep_b)
+  assert batch.rollout.mask_bt.shape[1] == 16
+  assert_same_update(small, big, with_lengths(batch, ENDS))

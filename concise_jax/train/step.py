@@ -14,9 +14,18 @@ computed once per minibatch (token counts, sequence counts, per-sequence lengths
 and each micro-batch contributes Σ W·L over its rows, so no micro-batch normalises by its own
 token count. `aggregation_weights` derives W from the registered function itself, so a new
 aggregation needs no special case here (a test checks linearity for every registered one).
+
+Length buckets (`optim.length_buckets` = K > 1): a micro-batch padded to the batch's longest
+completion computes its padding. With buckets the rows (whole groups when micro-batches hold
+whole groups) are sorted by completion length, micro-batches are cut from the sorted order and
+each runs at the first of K static lengths (T·k/K) that holds its longest row: a `lax.switch`
+over K compiled shapes. Dropped columns carry zero weight and a causal forward never reads
+later tokens, so the sum Σ W·L, and so the gradient, is unchanged. The old / reference /
+teacher log-prob passes bucket the same way.
 """
 import dataclasses
 import functools
+import math
 import types as types_
 from collections.abc import Callable
 from typing import Any
@@ -118,6 +127,7 @@ class UpdateSpec:
   optim: tuple[tuple[str, Any], ...]    # OPTIM_KEYS
   total_opt_steps: int                  # 0 for schedules that ignore it
   share_prompt: bool = True             # compute each group's prompt once (exact)
+  length_buckets: int = 0               # K > 1: micro-batches cut to T·k/K (0 / 1: off)
 
   @classmethod
   def from_config(cls, config) -> "UpdateSpec":
@@ -146,7 +156,8 @@ class UpdateSpec:
         optim=tuple((k, config.optim[k]) for k in OPTIM_KEYS),
         total_opt_steps=(0 if schedule in SCHEDULES_WITHOUT_TOTAL
                          else config.train.steps * ppo_epochs * num_minibatches),
-        share_prompt=bool(config.train.get("share_prompt", True)))
+        share_prompt=bool(config.train.get("share_prompt", True)),
+        length_buckets=int(config.optim.get("length_buckets", 0)))
 
   @property
   def opt_steps_per_update(self) -> int:
@@ -198,6 +209,79 @@ def _merge(tree: Any, group_size: int = 1) -> Any:
     x = jnp.swapaxes(x.reshape(n, rows // unit, unit, *x.shape[2:]), 0, 1)
     return x.reshape(n * rows, *x.shape[3:])
   return jax.tree.map(one, tree)
+
+
+def bucket_lengths(t: int, buckets: int) -> tuple[int, ...]:
+  """The static completion lengths micro-batches are cut to: ⌈T·k/K⌉ for k = 1..K (K ≤ 1: T)."""
+  if buckets <= 1:
+    return (t,)
+  return tuple(sorted({-(-t * k // buckets) for k in range(1, buckets + 1)}))
+
+
+def bucket_chunk(length: int, chunk: int) -> int:
+  """The log-prob chunk for a `length`-column bucket: a divisor of it when one of at least
+  chunk/4 exists, so the head does not compute padded columns (96 with chunk 64: 32)."""
+  if length <= chunk or length % chunk == 0:
+    return chunk
+  divisor = math.gcd(length, chunk)
+  return divisor if 4 * divisor >= chunk else chunk
+
+
+def _row_ends(*masks_bt: jax.Array) -> jax.Array:
+  """[B] int32: one past the last column any of the masks uses (0 for an empty row)."""
+  used_bt = functools.reduce(jnp.logical_or, [m > 0 for m in masks_bt])
+  cols_t = jnp.arange(1, used_bt.shape[1] + 1, dtype=jnp.int32)
+  return jnp.max(jnp.where(used_bt, cols_t, 0), axis=1)
+
+
+def _length_order(ends_b: jax.Array, unit: int) -> jax.Array:
+  """[B] row permutation sorting units (`unit` contiguous rows: a group) by their longest row,
+  longest first; rows inside a unit keep their order, so groups stay contiguous."""
+  ends_u = ends_b.reshape(-1, unit).max(axis=1)
+  order_u = jnp.argsort(-ends_u, stable=True)
+  return (order_u[:, None] * unit + jnp.arange(unit)[None, :]).reshape(-1)
+
+
+def _sorted_split(tree: Any, perm_b: jax.Array, n: int,
+                  layout: sharding.Layout | None = None) -> Any:
+  """[B, ...] leaves → [n, B / n, ...]: part i holds rows perm_b[i·B/n : (i+1)·B/n].
+
+  The contiguous parts of the sorted order each hold similar lengths; `layout` pins every
+  part's rows over the batch devices (the permutation itself moves rows between devices).
+  """
+  def one(x):
+    x = jnp.take(x, perm_b, axis=0).reshape(n, x.shape[0] // n, *x.shape[1:])
+    if layout is not None:
+      x = layout.constrain(x, (None, "batch") + (None,) * (x.ndim - 2))
+    return x
+  return jax.tree.map(one, tree)
+
+
+def _sorted_merge(x_n: jax.Array, perm_b: jax.Array) -> jax.Array:
+  """Inverse of `_sorted_split` for one leaf: [n, B / n, ...] → [B, ...] in the original order."""
+  x = x_n.reshape(-1, *x_n.shape[2:])
+  return jnp.zeros_like(x).at[perm_b].set(x)
+
+
+def _cut_rollout(rollout: types.Rollout, t: int, length: int) -> types.Rollout:
+  """The rollout's [B, T] completion arrays (and [B, T] features) cut to `length` columns."""
+  cut = lambda x: None if x is None else x[:, :length]
+  features = {k: cut(v) if v.ndim >= 2 and v.shape[1] == t else v
+              for k, v in rollout.features.items()}
+  return rollout.replace(tokens_bt=cut(rollout.tokens_bt), mask_bt=cut(rollout.mask_bt),
+                         old_logp_bt=cut(rollout.old_logp_bt),
+                         ref_logp_bt=cut(rollout.ref_logp_bt),
+                         teacher_logp_bt=cut(rollout.teacher_logp_bt), features=features)
+
+
+def _cut_micro(micro: tuple, length: int) -> tuple:
+  """A micro-batch (rollout, adv, mask, weight, entropy weight) cut to `length` columns."""
+  rollout, *arrays_bt = micro
+  t = rollout.mask_bt.shape[1]
+  if length == t:
+    return micro
+  return (_cut_rollout(rollout, t, length),
+          *(None if x is None else x[:, :length] for x in arrays_bt))
 
 
 def _tree_select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -268,10 +352,10 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
   # no-gradient pass over the batch is skipped — a quarter of the update's FLOPs.
   old_from_current = recompute_old and opt_steps_per_update == 1
 
-  def micro_loss(trainable, frozen, micro, prompt_group=1):
+  def micro_loss(trainable, frozen, micro, prompt_group=1, chunk=spec.logp_chunk):
     rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt = micro
     logp_bt, entropy_bt = logp_fn(policy.train_params(trainable, frozen), _sequences(rollout),
-                                  prompt_group=prompt_group)
+                                  prompt_group=prompt_group, chunk=chunk)
     sampled_logp_bt = rollout.old_logp_bt
     if old_from_current:
       rollout = rollout.replace(old_logp_bt=jax.lax.stop_gradient(logp_bt))
@@ -290,22 +374,40 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
 
   def minibatch_grads(trainable, frozen, rollout, adv_bt, mask_bt, entropy_w_bt):
     weight_bt = aggregation_weights(aggregate, mask_bt)
-    rows = mask_bt.shape[0]
+    rows, t = mask_bt.shape
     n_micro = rows // _rows_per_chunk(rows, micro_rows)
-    micro = _split((rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt), n_micro, layout,
-                   group_size)
+    lengths = bucket_lengths(t, spec.length_buckets)
+    tree = (rollout, adv_bt, mask_bt, weight_bt, entropy_w_bt)
+    if len(lengths) > 1:
+      ends_b = _row_ends(rollout.mask_bt, mask_bt)
+      perm_b = _length_order(ends_b, _split_unit(rows, n_micro, group_size))
+      micro = _sorted_split(tree, perm_b, n_micro, layout)
+      bucket_n = jnp.searchsorted(jnp.asarray(lengths, jnp.int32),
+                                  ends_b[perm_b].reshape(n_micro, -1).max(axis=1))
+    else:
+      micro = _split(tree, n_micro, layout, group_size)
+      bucket_n = jnp.zeros((n_micro,), jnp.int32)
     # Whole groups in every minibatch and micro-batch: G contiguous rows share one prompt.
     grouped = (_split_unit(rows * num_minibatches, num_minibatches, group_size) == group_size
                and _split_unit(rows, n_micro, group_size) == group_size)
     prompt_group = (group_size if spec.share_prompt and grouped
                     and _prompts_divide(rows // n_micro // group_size, layout) else 1)
 
+    def grads_at(length, xs):
+      return grad_fn(trainable, frozen, _cut_micro(xs, length), prompt_group,
+                     bucket_chunk(length, spec.logp_chunk))
+
+    # One compiled shape per bucket length; each micro-batch runs the one its index picks.
+    branches = [functools.partial(grads_at, length) for length in lengths]
+
     def body(grads, xs):
-      (_, metrics), g = grad_fn(trainable, frozen, xs, prompt_group)
+      xs, bucket = xs
+      (_, metrics), g = (jax.lax.switch(bucket, branches, xs) if len(branches) > 1
+                         else branches[0](xs))
       return jax.tree.map(jnp.add, grads, g), (metrics, xs[2].sum())
 
     grads, (metrics_n, tokens_n) = jax.lax.scan(
-        body, jax.tree.map(jnp.zeros_like, trainable), micro)
+        body, jax.tree.map(jnp.zeros_like, trainable), (micro, bucket_n))
     return grads, _combine_micro(metrics_n, tokens_n)
 
   def opt_step(frozen, carry, minibatch):
@@ -335,19 +437,18 @@ def make_update_step(spec: UpdateSpec, model_cfg: ModelConfig, tx: optax.Gradien
     # Rewards that shape A per token (CEEH) hand over a capped bonus; None: unchanged.
     adv_bt = types.add_advantage_bonus(adv_bt, batch.reward_out, mask_bt)
     b = mask_bt.shape[0]
-    no_grad_rows = _rows_per_chunk(b, micro_rows)
+    no_grad = functools.partial(_batched_logp, rows=_rows_per_chunk(b, micro_rows),
+                                layout=layout, group_size=group_size,
+                                share_prompt=spec.share_prompt,
+                                length_buckets=spec.length_buckets, chunk=spec.logp_chunk)
     if recompute_old and not old_from_current:
       params = policy.model_params(state.params, frozen)
-      rollout = rollout.replace(old_logp_bt=_batched_logp(logp_fn, params, rollout, no_grad_rows,
-                                                          layout, group_size, spec.share_prompt))
+      rollout = rollout.replace(old_logp_bt=no_grad(logp_fn, params, rollout))
     if kl_coef != 0.0:
-      rollout = rollout.replace(ref_logp_bt=_batched_logp(
-          logp_fn, policy.ref_params(frozen), rollout, no_grad_rows, layout, group_size,
-          spec.share_prompt))
+      rollout = rollout.replace(ref_logp_bt=no_grad(logp_fn, policy.ref_params(frozen), rollout))
     if teacher_on:
-      rollout = rollout.replace(teacher_logp_bt=_batched_logp(
-          teacher_logp_fn, frozen["teacher"], rollout, no_grad_rows, layout, group_size,
-          spec.share_prompt))
+      rollout = rollout.replace(teacher_logp_bt=no_grad(teacher_logp_fn, frozen["teacher"],
+                                                        rollout))
     # entropy_weight_bt (CEEH max-entropy mode) weights the entropy bonus per token; None = 1.
     minibatches = _split((rollout, adv_bt, mask_bt, batch.reward_out.entropy_weight_bt),
                          num_minibatches, layout, group_size)
@@ -402,16 +503,38 @@ def _prompts_divide(num_prompts: int, layout: sharding.Layout | None) -> bool:
 
 def _batched_logp(logp_fn, params, rollout: types.Rollout, rows: int,
                   layout: sharding.Layout | None = None, group_size: int = 1,
-                  share_prompt: bool = False) -> jax.Array:
+                  share_prompt: bool = False, length_buckets: int = 0,
+                  chunk: int = 64) -> jax.Array:
   """[B, T] log-probs under `params`, `rows` sequences at a time, without gradient; with
-  `share_prompt`, parts of whole groups compute each group's prompt once."""
+  `share_prompt`, parts of whole groups compute each group's prompt once; with
+  `length_buckets` > 1, parts of similar lengths run at their bucket's length (columns past
+  it are 0: they are masked; `chunk` is `logp_fn`'s, adapted to each bucket)."""
   sequences = _sequences(rollout)
-  n = sequences[0].shape[0] // rows
-  unit = _split_unit(sequences[0].shape[0], n, group_size)
-  parts = _split(sequences, n, layout, group_size)
+  b, t = rollout.mask_bt.shape
+  n = b // rows
+  unit = _split_unit(b, n, group_size)
   prompt_group = unit if share_prompt and _prompts_divide(rows // unit, layout) else 1
-  logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs, prompt_group=prompt_group)[0], parts)
-  return jax.lax.stop_gradient(_merge(logp_nrt, group_size))
+  lengths = bucket_lengths(t, length_buckets)
+  if len(lengths) == 1:
+    parts = _split(sequences, n, layout, group_size)
+    logp_nrt = jax.lax.map(lambda xs: logp_fn(params, xs, prompt_group=prompt_group)[0], parts)
+    return jax.lax.stop_gradient(_merge(logp_nrt, group_size))
+  ends_b = _row_ends(rollout.mask_bt)
+  perm_b = _length_order(ends_b, unit)
+  parts = _sorted_split(sequences, perm_b, n, layout)
+  bucket_n = jnp.searchsorted(jnp.asarray(lengths, jnp.int32),
+                              ends_b[perm_b].reshape(n, -1).max(axis=1))
+
+  def at_length(length, xs):
+    prompt_bs, prompt_mask_bs, tokens_bt, mask_bt = xs
+    logp_bl = logp_fn(params, (prompt_bs, prompt_mask_bs, tokens_bt[:, :length],
+                               mask_bt[:, :length]), prompt_group=prompt_group,
+                      chunk=bucket_chunk(length, chunk))[0]
+    return jnp.pad(logp_bl, ((0, 0), (0, t - length)))
+
+  branches = [functools.partial(at_length, length) for length in lengths]
+  logp_nrt = jax.lax.map(lambda xs: jax.lax.switch(xs[1], branches, xs[0]), (parts, bucket_n))
+  return jax.lax.stop_gradient(_sorted_merge(logp_nrt, perm_b))
 
 
 def _sampler_gap(sampled_logp_bt: jax.Array, used_logp_bt: jax.Array,

@@ -23,7 +23,7 @@ import ml_collections
 from concise_jax import components, data, distributed, filters, models, options, sharding
 from concise_jax.draft import online as online_draft
 from concise_jax.models import tiny
-from concise_jax.train import checkpoint, host_features, lora, rollout_step, step
+from concise_jax.train import checkpoint, host_features, lora, memory_budget, rollout_step, step
 from concise_jax.train import weight_merge
 from concise_jax.train.state import TrainState, init_train_state, state_shardings
 from concise_jax.train.state import with_state_leaves
@@ -295,6 +295,8 @@ def make_trainer(config) -> Trainer:
   model_cfg, params, tokenizer = load_model(config)
   trainable, frozen, axes = split_trainable(config, model_cfg, params)
   mesh = sharding.make_mesh(config.mesh.shape, dcn_shape=config.mesh.dcn_shape)
+  # train.memory_budget_gb > 0: model.remat is the cheapest policy whose update fits.
+  config, model_cfg = memory_budget.apply(config, model_cfg, trainable, frozen, axes, mesh)
   fns = build_functions(config, model_cfg, trainable, frozen, axes, mesh)
   examples, eval_examples = load_prompts(config)
   iterator = data.make_prompt_iterator(examples, config.rollout.prompts_per_step,
