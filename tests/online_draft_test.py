@@ -132,10 +132,10 @@ def test_greedy_rollouts_are_the_same_with_and_without_speculation(straight):
     for i in range(3):    # three batches of prompts: the accepted length varies by prompt
       examples, key = next(r.iterator), jax.random.key(i)
       plain, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
-      with loop._sampling(r, state, trained):  # pylint: disable=protected-access
-        spec, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
-      with loop._sampling(r, state.replace(draft=r.state.draft), fresh):  # pylint: disable=protected-access
-        loop._sample_batch(r, params, examples, key, group_size=1, sp=sp)  # pylint: disable=protected-access
+      spec, _ = loop._sample_batch(r, params, examples, key, group_size=1, sp=sp,  # pylint: disable=protected-access
+                                   sample_fn=loop._sample_fn(r, state, trained))  # pylint: disable=protected-access
+      loop._sample_batch(r, params, examples, key, group_size=1, sp=sp,  # pylint: disable=protected-access
+                         sample_fn=loop._sample_fn(r, state.replace(draft=r.state.draft), fresh))  # pylint: disable=protected-access
       np.testing.assert_array_equal(plain.tokens_bt, spec.tokens_bt)
       np.testing.assert_array_equal(plain.length_b, spec.length_b)
       np.testing.assert_allclose(plain.old_logp_bt, spec.old_logp_bt, atol=1e-5)
