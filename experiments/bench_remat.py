@@ -5,7 +5,7 @@ program's temporary memory (`memory_analysis()`), measured alternately in one ru
   python experiments/bench_remat.py --rows=16 --prompt_len=48 --new=128
 
 `choose` prints the cheapest-compute policy whose temporary memory fits --budget_gib: the rule
-`concise_jax.compiled_cost.choose_remat` applies to a run's real update.
+`concise_jax.train.memory_budget.choose_remat` applies to a run's real update.
 """
 import time
 

@@ -29,7 +29,8 @@ UPDATE_SECTIONS = ("advantage", "loss", "aggregation", "kl")
 UPDATE_LEAVES = {
     "advantage.name", "aggregation.name", "kl.coef", "kl.name", "loss.entropy_coef",
     "loss.mask_truncated", "loss.name", "model.lora.rank", "optim.b1", "optim.b2",
-    "optim.clip_norm", "optim.eps", "optim.lr", "optim.micro_batch", "optim.num_minibatches",
+    "optim.clip_norm", "optim.eps", "optim.length_buckets", "optim.lr", "optim.micro_batch",
+    "optim.num_minibatches",
     "optim.schedule", "optim.warmup_steps", "optim.weight_decay", "rollout.group_size",
     "rollout.steering.path", "rollout.temperature", "teacher.model", "train.logp_chunk",
     "train.ppo_epochs", "train.recompute_old_logp", "train.share_prompt",
