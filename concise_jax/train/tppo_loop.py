@@ -30,6 +30,7 @@ The prompt stream is the training examples in a fresh seeded permutation per epo
 the Buffer's stream position. Sampling keys: fold_in(fold_in(key(seed), 2), step).
 """
 import dataclasses
+import json
 import os
 import time
 
@@ -41,7 +42,8 @@ import optax
 
 from concise_jax import distributed, options, sharding
 from concise_jax.rollout import mesh_sampling, windowed
-from concise_jax.train import checkpoint, metrics as metrics_lib, rollout_step, trainer
+from concise_jax.train import checkpoint, metrics as metrics_lib, rollout_step, run_files
+from concise_jax.train import trainer, workdir_lock
 from concise_jax.train import tppo_rollouts, tppo_update
 
 
@@ -110,6 +112,28 @@ def _optimizer(lr: float, config) -> optax.GradientTransformation:
   return optax.chain(optax.clip_by_global_norm(o.clip_norm), adam) if o.clip_norm > 0 else adam
 
 
+# Compiled updates per (model, every option the update reads): tests and benchmarks set many
+# runs up in one process, and the update's compile dominates their start-up.
+_UPDATES: dict[tuple, tuple] = {}
+
+
+def _build_update(config, model_cfg) -> tuple:
+  """(policy optimizer, critic optimizer, jitted update), memoised."""
+  tc, o = config.tppo, config.optim
+  key = (model_cfg, o.lr, tc.critic_lr, o.b1, o.b2, o.eps, o.weight_decay, o.clip_norm,
+         tc.lambda_policy, tc.alpha, tc.lambda_length_rule, tc.drop_last_n,
+         config.loss.ppo_clip.eps_high, tc.value_clip, tc.value_coef, config.rollout.temperature)
+  if key not in _UPDATES:
+    policy_opt, critic_opt = _optimizer(o.lr, config), _optimizer(tc.critic_lr, config)
+    update = tppo_update.make_update(
+        model_cfg, policy_opt, critic_opt, lam_policy=tc.lambda_policy, alpha=tc.alpha,
+        lambda_length=tc.lambda_length_rule, drop_last_n=tc.drop_last_n,
+        eps=config.loss.ppo_clip.eps_high, value_clip=tc.value_clip, value_coef=tc.value_coef,
+        temperature=config.rollout.temperature)
+    _UPDATES[key] = (policy_opt, critic_opt, update)
+  return _UPDATES[key]
+
+
 @dataclasses.dataclass
 class Setup:
   """A T-PPO run, set up (what `run_tppo`, the tests and the benchmark build)."""
@@ -162,12 +186,7 @@ def make_setup(config, *, check: rollout_step.CheckFn | None = None) -> Setup:
       model_cfg, sp, num_groups=config.rollout.prompts_per_step, group_size=g,
       prompt_len=prompt_len, window=tc.window, source=source, score=score,
       refresh=tc.refresh, layout=layout if mesh.size > 1 else None)
-  policy_opt, critic_opt = _optimizer(config.optim.lr, config), _optimizer(tc.critic_lr, config)
-  update = tppo_update.make_update(
-      model_cfg, policy_opt, critic_opt, lam_policy=tc.lambda_policy, alpha=tc.alpha,
-      lambda_length=tc.lambda_length_rule, drop_last_n=tc.drop_last_n,
-      eps=config.loss.ppo_clip.eps_high, value_clip=tc.value_clip, value_coef=tc.value_coef,
-      temperature=config.rollout.temperature)
+  policy_opt, critic_opt, update = _build_update(config, model_cfg)
   critic = tppo_update.init_critic(model_cfg, params, tc.critic)
   state = TppoState(step=jnp.zeros((), jnp.int32), params=params, critic=critic,
                     policy_opt=policy_opt.init(params), critic_opt=critic_opt.init(critic),
@@ -233,30 +252,41 @@ def iteration(setup: Setup, state: TppoState) -> tuple[TppoState, dict]:
                    critic_opt=copt, buffer=buffer), m
 
 
-def _meta(setup: Setup) -> dict:
-  return {"config": setup.config.to_dict()}
-
-
 def run_tppo(config, workdir: str, *, check: rollout_step.CheckFn | None = None,
              stop_after: int | None = None) -> TppoResult:
   """Trains `config.train.steps` iterations in `workdir`, resuming from its newest checkpoint.
 
-  Writes `metrics.jsonl` (one row per iteration) and checkpoints every `train.ckpt_every`
-  iterations and at the end. `stop_after`: return after that many iterations of this call
-  (tests: a stop and resume), saving a checkpoint first.
+  Holds the workdir lock, writes `config.json` and `metrics.jsonl` (one row per iteration; rows
+  past a restored step are trimmed) and checkpoints every `train.ckpt_every` iterations and at
+  the end. `stop_after`: return after that many iterations of this call (tests: a stop and
+  resume), saving a checkpoint first.
   """
+  os.makedirs(workdir, exist_ok=True)
+  with workdir_lock.hold(workdir):
+    return _run(config, workdir, check, stop_after)
+
+
+def _run(config, workdir, check, stop_after) -> TppoResult:
   setup = make_setup(config, check=check)
   config = setup.config
-  os.makedirs(workdir, exist_ok=True)
+  config_dict = json.loads(config.to_json())
   manager = checkpoint.make_manager(workdir, keep=config.train.keep_ckpts,
                                     keep_every=config.train.keep_every)
-  state = setup.state
-  restored = checkpoint.restore(manager, state, on_damaged=config.train.on_bad_ckpt)
-  if restored is not None:
-    state = restored[0]
+  try:
+    restored = checkpoint.restore(manager, setup.state, on_damaged=config.train.on_bad_ckpt,
+                                  config=config_dict)
+  except BaseException:
+    manager.close()
+    setup.close()
+    raise
+  state = setup.state if restored is None else restored[0]
   start = int(state.step)
+  run_files.trim_metrics(workdir, start)
+  run_files.write_config(workdir, config)
   writer = metrics_lib.MetricsWriter(workdir, total_steps=config.train.steps,
                                      initial_step=start, log_every=config.train.log_every)
+  if restored is not None:
+    writer.message(f"resumed from step {start}")
   m, done = {}, 0
   try:
     while int(state.step) < config.train.steps:
@@ -265,7 +295,7 @@ def run_tppo(config, workdir: str, *, check: rollout_step.CheckFn | None = None,
       writer.write(step, m)
       last = step == config.train.steps or (stop_after is not None and done >= stop_after)
       if step % config.train.ckpt_every == 0 or last:
-        checkpoint.save(manager, state, _meta(setup))
+        checkpoint.save(manager, state, {"config": config_dict})
       if stop_after is not None and done >= stop_after:
         break
   finally:
