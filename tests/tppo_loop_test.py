@@ -104,3 +104,29 @@ def test_out_of_range_options_fail_before_training():
   c.reward.name = "dler"
   with pytest.raises(ValueError, match="correctness"):
     tppo_loop.make_setup(c)
+
+
+def test_prompt_stream_is_a_seeded_permutation_per_epoch():
+  index = tppo_loop.prompt_stream(5, seed=3)
+  epochs = [[index(e * 5 + i) for i in range(5)] for e in range(3)]
+  assert all(sorted(e) == list(range(5)) for e in epochs)
+  assert epochs[0] != epochs[1] or epochs[1] != epochs[2]
+  again = tppo_loop.prompt_stream(5, seed=3)
+  assert [again(p) for p in range(15)] == sum(epochs, [])     # a resumed run sees the same
+
+
+def test_update_batch_keeps_only_the_rows_that_train_now():
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from concise_jax.models import tiny  # pylint: disable=import-outside-toplevel
+  from concise_jax.rollout import sampler, windowed  # pylint: disable=import-outside-toplevel
+  sp = sampler.SamplingParams(max_new_tokens=4)
+  decode = windowed.init_state(tiny.tiny_config(), 3, 2, sp)
+  decode = decode.replace(length_b=jnp.asarray([2, 4, 3], jnp.int32),
+                          tokens_bt=jnp.full((3, 4), 9, jnp.int32),
+                          logp_bt=jnp.full((3, 4), -1.0))
+  batch = tppo_loop._batch(decode, jnp.asarray([True, False, True]),  # pylint: disable=protected-access
+                           jnp.asarray([1.0, 1.0, 0.0]), jnp.asarray([False, False, True]))
+  np.testing.assert_array_equal(batch.mask_bt, [[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]])
+  np.testing.assert_array_equal(batch.tokens_bt, 9 * batch.mask_bt)
+  np.testing.assert_array_equal(batch.old_logp_bt, -batch.mask_bt)
+  np.testing.assert_array_equal(batch.alive_b, [False, False, True])
