@@ -75,6 +75,9 @@ def launch(config, workdir: str):
       (nothing is written).
   """
   config = resolve(config)
+  if config.get("trainer", "") == "tppo":   # T-PPO's windowed trainer (configs/tppo.py)
+    from concise_jax.train import tppo_loop  # pylint: disable=import-outside-toplevel
+    return tppo_loop.run_tppo(config, workdir)
   from concise_jax import train  # pylint: disable=import-outside-toplevel  # after validation
   return train.run(config, workdir)
 

@@ -60,6 +60,7 @@ class Completed:
   prompt_id: int
   out: sampler.SampleOutput  # [G, ...] rows
   rewards_g: np.ndarray
+  group_index: int = -1      # its slot group: decode rows group_index·G … (group_index+1)·G − 1
 
 
 @jax.jit
@@ -105,6 +106,8 @@ class SlotScheduler:
   def __post_init__(self):
     if self.refresh not in REFRESH_CHOICES:
       raise ValueError(f"refresh={self.refresh!r}; choose from {REFRESH_CHOICES}")
+    # The last window's (tokens generated, decode row-steps run): its slot utilisation.
+    self.last_window = (0, 0)
 
   def init(self) -> Buffer:
     return Buffer(table=slots.init_slots(self.num_groups, self.group_size),
@@ -152,10 +155,14 @@ class SlotScheduler:
       decode = windowed.reprefill(self.cfg, params, decode)
     buf = self._admit(params, buf.replace(decode=decode))
     before_s = jnp.copy(buf.decode.length_b)       # the advance donates the decode state
+    buf_steps = int(buf.decode.steps)
     decode = windowed.advance(self.cfg, params, buf.decode, key, self.sp, window=self.window,
                               layout=self.layout)
     table, done_g = _record_window(buf.table, before_s, decode)
     done_g = np.asarray(done_g)
+    steps_run = int(decode.steps) - int(buf_steps)
+    self.last_window = (int(np.asarray(decode.length_b - before_s).sum()),
+                        steps_run * int(before_s.shape[0]))
     emitted = []
     if done_g.any():
       out = jax.device_get(_outputs(decode, self.sp))
@@ -165,7 +172,8 @@ class SlotScheduler:
         rows = jax.tree.map(lambda x, gi=gi: x[gi * g:(gi + 1) * g], out)
         pid = int(prompt_g[gi])
         emitted.append(Completed(prompt_id=pid, out=rows,
-                                 rewards_g=np.asarray(self.score(pid, rows))))
+                                 rewards_g=np.asarray(self.score(pid, rows)),
+                                 group_index=int(gi)))
     table = _release(table, jnp.asarray(done_g))
     return buf.replace(table=table, decode=decode), emitted
 

@@ -75,7 +75,8 @@ def logp_and_values(cfg: ModelConfig, params: dict, critic: dict, batch: TppoBat
 
 def make_update(cfg: ModelConfig, policy_opt: optax.GradientTransformation,
                 critic_opt: optax.GradientTransformation, *, lam_policy: float = 0.95,
-                alpha: float = 0.0, drop_last_n: int = 0, eps: float = 0.2,
+                alpha: float = 0.0, lambda_length: str = "current", drop_last_n: int = 0,
+                eps: float = 0.2,
                 value_clip: float = 0.5, value_coef: float = 1.0, temperature: float = 1.0):
   """A jitted `update(params, critic, policy_opt_state, critic_opt_state, batch)` returning
   the four new values and a metrics dict."""
@@ -99,7 +100,8 @@ def make_update(cfg: ModelConfig, policy_opt: optax.GradientTransformation,
     old_values_bt1 = jax.lax.stop_gradient(old_values_bt1)
     adv_bt, targets_bt, metrics = gae.egae_with_targets(
         batch.rewards_b, old_values_bt1, batch.mask_bt, batch.mask_bt, batch.alive_b,
-        lam_policy=lam_policy, alpha=alpha, drop_last_n=drop_last_n)
+        lam_policy=lam_policy, alpha=alpha, lambda_length=lambda_length,
+        drop_last_n=drop_last_n)
     grads, loss_metrics = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(
         params, critic, batch, adv_bt, targets_bt, old_values_bt1)
     p_up, policy_state = policy_opt.update(grads[0], policy_state, params)
