@@ -374,6 +374,8 @@ def main():
   parser.add_argument("--sweep", action="store_true")
   parser.add_argument("--sweep_batches", default="64")
   parser.add_argument("--child", action="store_true")
+  parser.add_argument("--loops_only", action="store_true",
+                      help="only the loop-step side by side (no pieces, no fused projections)")
   args = parser.parse_args()
   if args.child:
     return child(args)
@@ -410,6 +412,8 @@ def main():
     print(f"  region-analysis copy insertion: {ms_region:.1f} ms/step ({ms / ms_region:.2f}x),"
           f" write-before-attention: {ms_after:.1f} ms/step ({ms / ms_after:.2f}x);"
           f" cache copies {copies}; fp32 outputs equal", flush=True)
+    if args.loops_only:
+      continue
     pieces = piece_times(cfg, decode_params, batch, prompt_len)
     fused = fused_projection_ratio(cfg, decode_params, batch)
     groups = {"matmul": pieces["qkv+o matmuls"] + pieces["mlp matmuls"] + pieces["lm head"],
