@@ -298,15 +298,35 @@ def unstack_layers(params: dict) -> dict:
   return {**params, "layers": [jax.tree.map(lambda a, i=i: a[i], layers) for i in range(n)]}
 
 
-def _decode_block(cfg, p, x_bd, cos, sin, k_cache_bksh, v_cache_bksh, valid_bs):
-  """`_block` for one new token per row, attending over the cache without copying it."""
+# Batch from which a decode step writes the new key/value before attention (see `_decode_block`).
+WRITE_FIRST_MIN_BATCH = 32
+
+
+def _decode_block(cfg, p, x_bd, cos, sin, k_cache_bksh, v_cache_bksh, valid_bs, end):
+  """`_block` for one new token per row; returns the cache buffers with its key/value written.
+
+  Attention reads the cache with the new slot masked by `valid_bs` and adds the new token's score
+  apart, so writing before or after attention gives bit-identical fp32 outputs. The order only
+  changes XLA:CPU's copy insertion in the decode loop (SmolLM2-135M, experiments/
+  profile_decode.py): writing first removes its 120 per-step cache-buffer copies at batch 32/64
+  (1.37x / 1.23-1.84x per step), but doubles them at batch 1 (0.84x) and in the 2-layer test
+  model, so small batches keep the write after attention; re-measure for other models.
+  """
   h = L.rms_norm(x_bd[:, None], p["attn_norm"], cfg)
   q, k, v = L.qkv_projection(h, p, cfg, cos, sin)
   k_bkh, v_bkh = k[:, 0], v[:, 0]
+  slot = (0, 0, end, 0)
+  write = lambda cache_bksh, new_bkh: jax.lax.dynamic_update_slice(cache_bksh,
+                                                                   new_bkh[:, :, None], slot)
+  write_first = x_bd.shape[0] >= WRITE_FIRST_MIN_BATCH
+  if write_first:
+    k_cache_bksh, v_cache_bksh = write(k_cache_bksh, k_bkh), write(v_cache_bksh, v_bkh)
   attn_bnh = L.decode_attention(q[:, 0], k_bkh, v_bkh, k_cache_bksh, v_cache_bksh, valid_bs, cfg)
+  if not write_first:
+    k_cache_bksh, v_cache_bksh = write(k_cache_bksh, k_bkh), write(v_cache_bksh, v_bkh)
   x_bd = x_bd + jnp.einsum("bnh,nhd->bd", attn_bnh, p["w_o"])
   x_bd = x_bd + L.gated_mlp(L.rms_norm(x_bd[:, None], p["mlp_norm"], cfg), p, cfg)[:, 0]
-  return x_bd, (k_bkh, v_bkh)
+  return x_bd, (k_cache_bksh, v_cache_bksh)
 
 
 def decode_step(cfg: ModelConfig, params: dict, tokens_b: jax.Array, cache: KVCache,
@@ -322,12 +342,11 @@ def decode_step(cfg: ModelConfig, params: dict, tokens_b: jax.Array, cache: KVCa
   x_bd = _embed(cfg, params, tokens_b)
   new_k, new_v = [], []
   for i, p in enumerate(params["layers"]):
-    x_bd, (k_bkh, v_bkh) = _decode_block(cfg, _cast(cfg, p), x_bd, cos, sin, cache.k_bksh[i],
-                                         cache.v_bksh[i], cache.valid_bs)
+    x_bd, (k_bksh, v_bksh) = _decode_block(cfg, _cast(cfg, p), x_bd, cos, sin, cache.k_bksh[i],
+                                           cache.v_bksh[i], cache.valid_bs, cache.end)
     x_bd = _steer(x_bd, i, steering)
-    slot = (0, 0, cache.end, 0)
-    new_k.append(jax.lax.dynamic_update_slice(cache.k_bksh[i], k_bkh[:, :, None], slot))
-    new_v.append(jax.lax.dynamic_update_slice(cache.v_bksh[i], v_bkh[:, :, None], slot))
+    new_k.append(k_bksh)
+    new_v.append(v_bksh)
   valid_b1 = jnp.ones_like(cache.valid_bs[:, :1])
   cache = cache.replace(
       k_bksh=tuple(new_k), v_bksh=tuple(new_v),
