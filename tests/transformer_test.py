@@ -7,6 +7,7 @@ from flax import nnx
 
 from concise_jax import models
 from concise_jax.models import layers as L
+from concise_jax.models import transformer
 
 CFG = models.TINY
 
@@ -105,6 +106,31 @@ def test_kv_cache_decode_equals_full_forward(params):
   for t in range(6, 10):
     logits, cache = models.decode_step(CFG, params, toks[:, t], cache)
     np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
+
+
+@pytest.mark.parametrize("write_first_from", [1, 10**9])
+def test_decode_write_order_is_bit_identical_at_large_batch(params, monkeypatch,
+                                                            write_first_from):
+  """Writing the new key/value before or after attention (the order only changes XLA:CPU's
+  copy insertion) gives the same bits, at the batch size where the faster order kicks in."""
+  b = transformer.WRITE_FIRST_MIN_BATCH
+  toks = _tokens(b, 8, seed=3)
+  mask = jnp.ones((b, 8), jnp.int32).at[::3, :2].set(0)
+  full, _ = models.forward(CFG, params, toks, mask_bs=mask)
+  logits, cache = models.prefill(CFG, params, toks[:, :5], mask[:, :5], max_len=9)
+  monkeypatch.setattr(transformer, "WRITE_FIRST_MIN_BATCH", write_first_from)
+  step = jax.jit(lambda tok, c: models.decode_step(CFG, params, tok, c))  # traced per case
+  for t in range(5, 8):
+    logits, cache = step(toks[:, t], cache)
+    np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
+  monkeypatch.setattr(transformer, "WRITE_FIRST_MIN_BATCH", 10**9 + 1 - write_first_from)
+  other = jax.jit(lambda tok, c: models.decode_step(CFG, params, tok, c))
+  _, cache_again = models.prefill(CFG, params, toks[:, :5], mask[:, :5], max_len=9)
+  for t in range(5, 8):
+    logits_again, cache_again = other(toks[:, t], cache_again)
+  np.testing.assert_array_equal(logits_again, logits)
+  for a, b_ in zip(jax.tree.leaves(cache_again), jax.tree.leaves(cache)):
+    np.testing.assert_array_equal(a, b_)
 
 
 def test_qwen_biases_and_untied_head_are_used():
