@@ -77,6 +77,25 @@ def test_stop_and_resume_equals_an_uninterrupted_run(straight, tmp_path):
 
 
 @pytest.mark.integration
+def test_a_non_finite_loss_halts_and_keeps_the_last_good_checkpoint(monkeypatch, tmp_path):
+  real = tppo_loop.iteration
+
+  def poisoned(setup, state):
+    new_state, m = real(setup, state)
+    if int(new_state.step) == 3:
+      m = {**m, "loss/value": float("nan")}
+    return new_state, m
+
+  monkeypatch.setattr(tppo_loop, "iteration", poisoned)
+  config = _config(steps=5)
+  config.train.ckpt_every = 1
+  result = tppo_loop.run_tppo(config, str(tmp_path), check=ALWAYS_RIGHT)
+  assert result.halted and result.step == 2
+  assert [r["step"] for r in _rows(tmp_path)] == [1, 2]
+  assert sorted(int(p.name) for p in (tmp_path / "ckpt").iterdir() if p.name.isdigit()) == [1, 2]
+
+
+@pytest.mark.integration
 def test_runs_data_parallel_over_slots_on_eight_devices(tmp_path):
   c = _config(steps=3)
   c.mesh.shape = (1, -1, 1)           # 8 simulated devices (tests/conftest.py), rows over fsdp

@@ -287,10 +287,17 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
                                      initial_step=start, log_every=config.train.log_every)
   if restored is not None:
     writer.message(f"resumed from step {start}")
-  m, done = {}, 0
+  m, done, halted = {}, 0, False
   try:
     while int(state.step) < config.train.steps:
-      state, m = iteration(setup, state)
+      new_state, m = iteration(setup, state)
+      if not all(np.isfinite(m.get(k, 0.0)) for k in ("loss/policy", "loss/value")):
+        # Nothing of this iteration is kept or saved: the newest checkpoint stays the last good.
+        writer.message(f"HALT: non-finite T-PPO loss at iteration {int(new_state.step)}; "
+                       "the last checkpoint is the last good state")
+        halted = True
+        break
+      state = new_state
       step, done = int(state.step), done + 1
       writer.write(step, m)
       last = step == config.train.steps or (stop_after is not None and done >= stop_after)
@@ -302,4 +309,4 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
     manager.close()
     writer.close()
     setup.close()
-  return TppoResult(step=int(state.step), state=state, metrics=m)
+  return TppoResult(step=int(state.step), state=state, metrics=m, halted=halted)
