@@ -143,13 +143,23 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
     ("eval.num_prompts", _INT, 1, None, True, True),
     ("eval.temperature", _NUM, 0, None, True, True),
     ("eval.samples_per_prompt", _INT, 1, None, True, True),
+    ("tppo.window", _INT, 1, None, True, True),                # configs/tppo.py only
+    ("tppo.lambda_policy", _NUM, 0, 1, True, True),
+    ("tppo.alpha", _NUM, 0, None, True, True),                 # 0 = fixed lambda_policy
+    ("tppo.drop_last_n", _INT, 0, None, True, True),
+    ("tppo.value_clip", _NUM, 0, None, True, True),
+    ("tppo.value_coef", _NUM, 0, None, True, True),
+    ("tppo.critic_lr", _NUM, 0, None, False, True),
 )
 CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error", "drop"),
            "rollout.steering.rule": ("last", "all"),
            "rollout.speculative.draft": ("eagle",),
            "model.dtype": ("bfloat16", "float16", "float32"),
            "model.param_dtype": ("bfloat16", "float16", "float32"),
-           "model.remat": known_names.REMAT_POLICIES}
+           "model.remat": known_names.REMAT_POLICIES,
+           # tppo_update.CRITIC_MODES, tppo_rollouts.REFRESH_CHOICES, gae.LAMBDA_LENGTH_RULES
+           "tppo.critic": ("head", "separate"), "tppo.refresh": ("keep", "reprefill"),
+           "tppo.lambda_length_rule": ("current", "batch_mean")}
 # Advantages that do not compare a sample with its group; every other one needs G >= 2.
 GROUP_FREE_ADVANTAGES = ("reinforce_pp",)
 

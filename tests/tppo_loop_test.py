@@ -149,3 +149,14 @@ def test_update_batch_keeps_only_the_rows_that_train_now():
   np.testing.assert_array_equal(batch.tokens_bt, 9 * batch.mask_bt)
   np.testing.assert_array_equal(batch.old_logp_bt, -batch.mask_bt)
   np.testing.assert_array_equal(batch.alive_b, [False, False, True])
+
+
+def test_bad_tppo_options_fail_validation_naming_the_key():
+  from concise_jax import config_check  # pylint: disable=import-outside-toplevel
+  c = _config()
+  c.tppo.critic = "nope"
+  c.tppo.window = 0
+  errors = "\n".join(config_check.validate(c))
+  assert "tppo.critic" in errors and "head" in errors and "separate" in errors
+  assert "tppo.window" in errors
+  assert config_check.validate(_config()) == []
