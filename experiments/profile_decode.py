@@ -37,6 +37,9 @@ from concise_jax.models import layers as L
 from concise_jax.models import transformer
 from concise_jax.rollout import sampler
 
+# Same-directory script: the machine-rate probes live there.
+from bench_rollout import _median_seconds, matmul_peak_gflops, read_bandwidth_gbs  # pylint: disable=wrong-import-position
+
 SP = sampler.SamplingParams(max_new_tokens=128, temperature=0.7, eos_ids=(), pad_id=0)
 
 FLAG_VARIANTS = {
@@ -46,29 +49,6 @@ FLAG_VARIANTS = {
     "ynn_dot": "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT",
     "onednn": "--xla_cpu_use_onednn=true",
 }
-
-
-def _median_seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
-
-
-def matmul_peak_gflops(n: int = 1536, repeats: int = 3) -> float:
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  return 2 * n**3 / _median_seconds(lambda: f(a).block_until_ready(), repeats) / 1e9
-
-
-def read_bandwidth_gbs(mib: int = 512, repeats: int = 3) -> float:
-  x = jnp.ones((mib * 2**20 // 4,), jnp.float32)
-  f = jax.jit(jnp.sum)
-  f(x).block_until_ready()
-  return x.nbytes / _median_seconds(lambda: f(x).block_until_ready(), repeats) / 1e9
 
 
 def load(model: str):
@@ -385,7 +365,7 @@ def main():
   decode_params = transformer.unstack_layers(params)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   weight_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
-  peak, bandwidth = matmul_peak_gflops(), read_bandwidth_gbs()
+  peak, bandwidth = matmul_peak_gflops(1536, 3), read_bandwidth_gbs(512, 3)
   print(f"machine: jitted fp32 matmul peak {peak:.0f} GFLOP/s, streaming read {bandwidth:.1f} GB/s,"
         f" {len(os.sched_getaffinity(0))} threads; model {n_params:,} params;"
         f" cache {prompt_len}+{SP.max_new_tokens} slots, half full", flush=True)
