@@ -1,7 +1,8 @@
 r"""GRPO step race (issue 3): seconds per GRPO step, ours vs TRL `GRPOTrainer`, side by side.
 
-    python experiments/bench_grpo_step.py [--steps=2] [--threads=2] [--systems=ours,trl]
-        [--kl=off,on] [--max_prompt_tokens=0] [--cache_dir=DIR]
+    python experiments/bench_grpo_step.py [--steps=2] [--threads=2]
+        [--systems=ours_before,ours,trl] [--kl=off,on] [--eos] [--max_prompt_tokens=0]
+        [--cache_dir=DIR]
     python experiments/bench_grpo_step.py --quick      # 2 prompts x 2 samples x 8 tokens, 1 step
 
 One step = rollout of P prompts x G samples x T new tokens (default 8 x 8 x 128) on the real
@@ -23,7 +24,7 @@ Both systems get the same settings:
   its thread pools from the affinity mask (checked: 13 vs 17 OS threads at 1 vs 2 cores); torch
   also gets `torch.set_num_threads` and OMP/MKL_NUM_THREADS.
 
-A step is split into rollout (the generate call: `rollout.sample` for ours, the unwrapped
+A step is split into rollout (the generate call: `mesh_sampling.sample` for ours, the unwrapped
 model's `generate` for TRL, both timed to completion), scoring (verification + reward: our
 `check` and jitted reward vs TRL's reward function) and update (the rest of the step: prompt
 encoding, decoding, log-prob forwards incl. the KL reference, backward, optimizer). Steps are
@@ -31,6 +32,16 @@ timed around `train.train_step` (ours) and from `on_step_begin` to `on_step_end`
 Each (system, KL) pair runs in a fresh subprocess, so peak RSS (`ru_maxrss`) is its own: 1
 warm-up step (ours: compiles; lowering + XLA compile time reported separately, from
 jax.monitoring) + `--steps` timed steps, median of each column reported.
+
+Systems: `ours` is configs/grpo.py as it is now (remat "dots", each group's prompt computed
+once: `train.share_prompt`); `ours_before` is the same with the settings of the first race
+(remat "full", `train.share_prompt=False`), so the gain of the faster-step work is measured
+side by side in one run; `trl` is TRL's GRPOTrainer.
+
+`--eos` is the realistic variant: EOS is allowed on both sides (no forced length; ours also cuts
+micro-batches to length buckets, `optim.length_buckets=4`), rows end where the model stops, and
+the report adds the generated (useful) tokens per step and seconds per 1k useful tokens, since
+the two systems' samples differ in length.
 
 TRL loads the weights from a Hugging Face directory written once by our exporter
 (`export_hf_checkpoint`) into `--cache_dir`. Without trl/torch only ours runs.
@@ -106,7 +117,7 @@ def _breakdown(step_s: float, rollout_s: float, scoring_s: float, **extra) -> di
 
 def _summarise(records: list[dict], warmup_records: list[dict]) -> dict:
   """Median of each timed quantity over the timed steps, plus the warm-up step time."""
-  keys = ("step_s", "rollout_s", "scoring_s", "update_s", "accuracy")
+  keys = ("step_s", "rollout_s", "scoring_s", "update_s", "accuracy", "useful_tokens")
   out = {k: statistics.median(r[k] for r in records) for k in keys}
   out["min_tokens"] = min(r["min_tokens"] for r in records + warmup_records)
   out["max_tokens"] = max(r["max_tokens"] for r in records + warmup_records)
@@ -118,8 +129,15 @@ def _summarise(records: list[dict], warmup_records: list[dict]) -> dict:
 # ------------------------------------------------------------------------------ shared settings
 
 
-def ours_config(sizes: Sizes, beta: float, max_prompt_tokens: int):
-  """configs/grpo.py on the real model, cut to the benchmark's shape and KL setting."""
+# The settings of the first race (2026-11-22) that the faster-step work changed.
+BEFORE = {"model.remat": "full", "train.share_prompt": False}
+EOS_OURS = {"optim.length_buckets": 4}
+
+
+def ours_config(sizes: Sizes, beta: float, max_prompt_tokens: int, *, before: bool = False,
+                eos: bool = False):
+  """configs/grpo.py on the real model, cut to the benchmark's shape and KL setting
+  (`before`: the first race's remat / prompt settings; `eos`: the realistic variant)."""
   from configs import grpo  # pylint: disable=import-outside-toplevel
   c = grpo.get_config()            # ppo_clip 0.2/0.2, token_mean, k3, adamw lr 1e-6, remat
   c.kl.coef = beta                 # 0 drops the reference forward
@@ -132,6 +150,9 @@ def ours_config(sizes: Sizes, beta: float, max_prompt_tokens: int):
   c.optim.micro_batch = sizes.micro_batch
   c.train.steps = sizes.warmup + sizes.steps
   c.eval.every = 0
+  for key, value in {**(EOS_OURS if eos else {}), **(BEFORE if before else {})}.items():
+    section, name = key.split(".")
+    c[section][name] = value
   return c
 
 
@@ -209,11 +230,12 @@ def run_ours(spec: dict) -> dict:
   """Warm-up + timed steps of our host loop (`train.train_step`), instrumented."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from concise_jax import rollout  # pylint: disable=import-outside-toplevel
   from concise_jax import train  # pylint: disable=import-outside-toplevel
+  from concise_jax.rollout import mesh_sampling  # pylint: disable=import-outside-toplevel
   from concise_jax.train import rollout_step  # pylint: disable=import-outside-toplevel
   sizes = Sizes(**spec["sizes"])
-  config = ours_config(sizes, spec["beta"], spec["max_prompt_tokens"])
+  config = ours_config(sizes, spec["beta"], spec["max_prompt_tokens"],
+                       before=spec["role"] == "ours_before", eos=spec["eos"])
   t0 = time.perf_counter()
   r = train.make_trainer(config)
   state, close_checker = r.state, r.close
@@ -229,13 +251,15 @@ def run_ours(spec: dict) -> dict:
   lengths, correct = [], []
   r.check = _timed(r.check, acc, "scoring", on_result=correct.extend)
   r.fns.score = _timed(r.fns.score, acc, "scoring")
-  # No EOS ids: every row runs to max_new_tokens, as TRL's min_new_tokens forces.
+  # No EOS ids: every row runs to max_new_tokens, as TRL's min_new_tokens forces (--eos: keep
+  # them, rows end where the model stops).
   no_eos = lambda *a, **k: dataclasses.replace(original_sp(*a, **k), eos_ids=())
   records = []
-  with _patched(rollout_step, "sampling_params", no_eos) as original_sp, \
-      _patched(rollout, "sample", _timed(rollout.sample, acc, "rollout",
-                                         on_result=lambda o: lengths.append(
-                                             np.asarray(o.length_b)))):
+  with _patched(rollout_step, "sampling_params",
+                rollout_step.sampling_params if spec["eos"] else no_eos) as original_sp, \
+      _patched(mesh_sampling, "sample", _timed(mesh_sampling.sample, acc, "rollout",
+                                               on_result=lambda o: lengths.append(
+                                                   np.asarray(o.out.length_b)))):
     for step in range(sizes.warmup + sizes.steps):
       acc.update(rollout=0.0, scoring=0.0, compile=0.0)
       lengths.clear()
@@ -248,6 +272,7 @@ def run_ours(spec: dict) -> dict:
                                 accuracy=float(np.mean(correct)),
                                 min_tokens=int(all_lengths.min()),
                                 max_tokens=int(all_lengths.max()),
+                                useful_tokens=int(all_lengths.sum()),
                                 jit_update_s=metrics["perf/update_s"],
                                 compile_s=acc["compile"]))
       _log(f"ours step {step}: {step_s:.1f}s (rollout {acc['rollout']:.1f}s, "
@@ -320,7 +345,7 @@ def _trl_args(spec: dict, sizes: Sizes, output_dir: str):
       per_device_train_batch_size=micro, gradient_accumulation_steps=sizes.rows // micro,
       generation_batch_size=sizes.rows, num_generations=sizes.group_size,
       max_completion_length=sizes.new_tokens, temperature=0.7, top_p=1.0, top_k=0,
-      generation_kwargs={"min_new_tokens": sizes.new_tokens},
+      generation_kwargs={} if spec["eos"] else {"min_new_tokens": sizes.new_tokens},
       beta=spec["beta"], num_iterations=1, epsilon=0.2, loss_type="dapo",  # dapo = token mean
       scale_rewards="group", learning_rate=1e-6, lr_scheduler_type="constant", warmup_steps=0,
       weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=1.0,
@@ -344,6 +369,7 @@ def _trl_callback(acc: dict, records: list, torch):
       records.append(_breakdown(step_s, acc["rollout"], acc["scoring"],
                                 accuracy=statistics.mean(acc["correct"]),
                                 min_tokens=min(acc["lengths"]), max_tokens=max(acc["lengths"]),
+                                useful_tokens=sum(acc["lengths"]),
                                 torch_threads=torch.get_num_threads(),
                                 checkpointing=_checkpointing_on(model)))
       _log(f"trl step {len(records) - 1}: {step_s:.1f}s (generate {acc['rollout']:.1f}s, "
@@ -418,7 +444,8 @@ def _timed_torch(fn, acc: dict):
 
 # ------------------------------------------------------------------------------ subprocesses
 
-CHILDREN = {"ours": run_ours, "trl": run_trl, "prepare": prepare_peer_inputs}
+CHILDREN = {"ours": run_ours, "ours_before": run_ours, "trl": run_trl,
+            "prepare": prepare_peer_inputs}
 
 
 def child_main(spec: dict):
@@ -439,7 +466,7 @@ def spawn(spec: dict, log_path: str) -> dict | None:
   result = None
   with open(log_path, "a", encoding="utf-8") as log, subprocess.Popen(
       cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-    log.write(f"\n===== {spec['role']} {spec.get('kl', '')} =====\n")
+    log.write(f"\n===== {spec['role']} {spec.get('kl', '')} eos={spec.get('eos')} =====\n")
     try:
       for line in proc.stdout:
         log.write(line)
@@ -484,39 +511,55 @@ def machine_info(threads: int) -> str:
           f" / {load[2]:.2f} (1/5/15 min), {threads} thread(s) per system; {', '.join(versions)}")
 
 
+def _per_1k(r: dict) -> float:
+  """Step seconds per 1000 generated (useful) tokens."""
+  return 1000.0 * r["step_s"] / max(r["useful_tokens"], 1)
+
+
 def _row(name: str, kl: str, r: dict) -> str:
   return (f"| {name} | {kl} | {r['rollout_s']:.1f} | {r['scoring_s']:.2f} | {r['update_s']:.1f}"
-          f" | {r['step_s']:.1f} | {r['peak_rss_gib']:.2f} |")
+          f" | {r['step_s']:.1f} | {r['useful_tokens']:.0f} | {_per_1k(r):.2f} |"
+          f" {r['peak_rss_gib']:.2f} |")
 
 
-def _ratio_row(kl: str, ours: dict, trl: dict) -> str:
-  ratio = lambda k: f"{trl[k] / ours[k]:.2f}x" if ours[k] > 0 else "-"
-  return (f"| **TRL/ours** | {kl} | {ratio('rollout_s')} | {ratio('scoring_s')} |"
-          f" {ratio('update_s')} | **{ratio('step_s')}** | {ratio('peak_rss_gib')} |")
+def _ratio_row(name: str, kl: str, ours: dict, other: dict) -> str:
+  """other / ours for every column: > 1 means ours is faster (smaller)."""
+  ratio = lambda a, b: f"{a / b:.2f}x" if b > 0 else "-"
+  col = lambda k: ratio(other[k], ours[k])
+  return (f"| **{name}** | {kl} | {col('rollout_s')} | {col('scoring_s')} |"
+          f" {col('update_s')} | **{col('step_s')}** | - | **{ratio(_per_1k(other), _per_1k(ours))}**"
+          f" | {col('peak_rss_gib')} |")
 
 
 def print_report(results: dict, sizes: Sizes, args, steal_pct: float, quick: bool):
+  length_rule = (f"EOS allowed on both sides, at most {sizes.new_tokens} tokens; ours with "
+                 f"{EOS_OURS}" if args.eos else
+                 f"every row forced to exactly {sizes.new_tokens} tokens: ours SamplingParams "
+                 f"without EOS ids, TRL min_new_tokens={sizes.new_tokens}")
   print(f"\nGRPO step, {sizes.prompts} prompts x {sizes.group_size} samples x "
-        f"{sizes.new_tokens} new tokens (every row forced to exactly {sizes.new_tokens} tokens:"
-        f" ours SamplingParams without EOS ids, TRL min_new_tokens={sizes.new_tokens}), "
+        f"{sizes.new_tokens} new tokens ({length_rule}); ours_before = ours with {BEFORE}; "
         f"median of {sizes.steps} timed step(s) after {sizes.warmup} warm-up; "
         f"{args.threads} thread(s) each" + (" -- QUICK MODE, not a measurement" if quick else ""))
-  print("\n| system | KL | rollout s | scoring s | update s | step s | peak RSS GiB |")
-  print("|---|---|---|---|---|---|---|")
+  print("\n| system | KL | rollout s | scoring s | update s | step s | generated tokens |"
+        " s per 1k tokens | peak RSS GiB |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  names = {"ours_before": "ours, first-race settings", "ours": "ours (jax)",
+           "trl": "TRL GRPOTrainer"}
   for kl in args.kl:
     label = f"{kl} (beta {BETAS[kl]:g})"
-    ours, trl = results.get(("ours", kl)), results.get(("trl", kl))
-    if ours:
-      print(_row("ours (jax)", label, ours))
-    if trl:
-      print(_row("TRL GRPOTrainer", label, trl))
-    if ours and trl:
-      print(_ratio_row(label, ours, trl))
+    got = {s: results.get((s, kl)) for s in args.systems}
+    for system, r in got.items():
+      if r:
+        print(_row(names[system], label, r))
+    if got.get("ours") and got.get("trl"):
+      print(_ratio_row("TRL/ours", label, got["ours"], got["trl"]))
+    if got.get("ours") and got.get("ours_before"):
+      print(_ratio_row("before/after", label, got["ours"], got["ours_before"]))
   print("\nnotes:")
   for (system, kl), r in results.items():
-    tokens = sizes.rows * sizes.new_tokens
+    tokens = r["useful_tokens"]
     warm = "" if r["warmup_s"] is None else f"warm-up step {r['warmup_s']:.1f}s, "
-    if system == "ours":
+    if system.startswith("ours"):
       extra = (f", jitted update alone {r['jit_update_s']:.1f}s, compile (lowering + XLA) "
                f"{r['compile_s']:.1f}s in warm-up / {r['timed_compile_s']:.1f}s in timed steps")
     else:
@@ -544,7 +587,10 @@ def parse_args():
   parser.add_argument("--steps", type=int, default=None,
                       help="timed steps, median reported (default 2; 1 with --quick)")
   parser.add_argument("--threads", type=int, default=2, help="cores/threads for each system")
-  parser.add_argument("--systems", default="ours,trl", help="comma list of ours, trl")
+  parser.add_argument("--systems", default="ours_before,ours,trl",
+                      help="comma list of ours_before, ours, trl")
+  parser.add_argument("--eos", action="store_true",
+                      help="realistic lengths: EOS allowed on both sides (see the docstring)")
   parser.add_argument("--kl", default="off,on", help="comma list of off (beta 0), on (0.001)")
   parser.add_argument("--max_prompt_tokens", type=int, default=0,
                       help="our prompt pad length; 0 = the longest prompt, as TRL pads")
@@ -557,7 +603,7 @@ def parse_args():
   args = parser.parse_args()
   args.systems = [s for s in args.systems.split(",") if s]
   args.kl = [k for k in args.kl.split(",") if k]
-  bad = [s for s in args.systems if s not in ("ours", "trl")] + [
+  bad = [s for s in args.systems if s not in ("ours_before", "ours", "trl")] + [
       k for k in args.kl if k not in BETAS]
   if bad:
     parser.error(f"unknown --systems/--kl values {bad}")
@@ -581,7 +627,7 @@ def main():
   log_path = os.path.join(args.cache_dir, "bench_grpo_step.log")
   print(machine_info(args.threads), flush=True)
   print(f"child output log: {log_path}", flush=True)
-  base = {"sizes": dataclasses.asdict(sizes), "threads": args.threads,
+  base = {"sizes": dataclasses.asdict(sizes), "threads": args.threads, "eos": args.eos,
           "max_prompt_tokens": args.max_prompt_tokens,
           "hf_dir": os.path.join(args.cache_dir, f"{MODEL}-hf"),
           "prompts_file": os.path.join(args.cache_dir, "prompts.json")}
