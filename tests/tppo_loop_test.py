@@ -99,12 +99,15 @@ def test_a_non_finite_loss_halts_and_keeps_the_last_good_checkpoint(monkeypatch,
 def test_runs_data_parallel_over_slots_on_eight_devices(tmp_path):
   c = _config(steps=3)
   c.mesh.shape = (1, -1, 1)           # 8 simulated devices (tests/conftest.py), rows over fsdp
+  c.eval.every, c.eval.num_prompts = 3, 8   # the held-out evaluation decodes on the mesh too
   result = tppo_loop.run_tppo(c, str(tmp_path), check=ALWAYS_RIGHT)
   assert jax.device_count() == 8 and result.step == 3
   decode = result.state.buffer.decode
   assert len(decode.length_b.sharding.device_set) == 8
-  rows = _rows(tmp_path)
+  rows = [r for r in _rows(tmp_path) if r["step"] > 0]
   assert len(rows) == 3 and all(np.isfinite(r["loss/value"]) for r in rows)
+  assert result.eval_before["eval/greedy/accuracy"] == 1.0
+  assert result.eval_after["eval/greedy/accuracy"] == 1.0
 
 
 @pytest.mark.integration
