@@ -268,4 +268,10 @@ def test_bad_tppo_options_fail_validation_naming_the_key():
   errors = "\n".join(config_check.validate(c))
   assert "tppo.critic" in errors and "head" in errors and "separate" in errors
   assert "tppo.window" in errors
+  c = _config()
+  c.tppo.advantage.name = "grpo"
+  c.tppo.advantage.egae.lam_policy = -0.1
+  errors = "\n".join(config_check.validate(c))
+  assert "config.tppo.advantage.name='grpo': valid choices: egae, gae" in errors
+  assert "config.tppo.advantage.egae.lam_policy=-0.1" in errors
   assert config_check.validate(_config()) == []
