@@ -201,7 +201,7 @@ def test_completed_groups_get_the_grpo_trainers_reward(reward):
                _completed(0, 11, [0, 0, 0, 0], [3, 3, 5, 3])]
   score = jax.jit(components.make_score(c))
   rewards, correct, metrics = tppo_loop.score_completed(score, completed, _Tokenizer(),
-                                                        lambda pos: pos - 10, g)
+                                                        lambda pos: pos - 10)
   np.testing.assert_array_equal(correct, [1, 1, 0, 1, 0, 0, 0, 0])
   # GRPO's path: the same rows as a Rollout, the registered reward bound as the GRPO trainer binds.
   batch = tppo_loop.completed_rollout(completed, _Tokenizer(), lambda pos: pos - 10)
@@ -231,7 +231,7 @@ def test_a_reward_that_cuts_tokens_is_refused_at_scoring():
     return out.replace(loss_mask_bt=np.zeros_like(batch.mask_bt)), states, {}
   with pytest.raises(ValueError, match="sequence rewards only"):
     tppo_loop.score_completed(cutting, [_completed(0, 0, [1, 0, 1, 0], [1, 2, 3, 4])],
-                              _Tokenizer(), lambda pos: pos, 4)
+                              _Tokenizer(), lambda pos: pos)
 
 
 def test_prompt_stream_is_a_seeded_permutation_per_epoch():

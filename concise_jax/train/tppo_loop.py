@@ -275,8 +275,8 @@ def completed_rollout(completed: list, tokenizer, example_index) -> types.Rollou
       old_logp_bt=cat("logp_bt").astype(np.float32))
 
 
-def score_completed(score, completed: list, tokenizer, example_index,
-                    group_size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def score_completed(score, completed: list, tokenizer,
+                    example_index) -> tuple[np.ndarray, np.ndarray, dict]:
   """(rewards [n·G], correct [n·G] bool, reward metrics) of this window's n completed groups.
 
   One call of the GRPO trainer's reward function (`components.make_score`, jitted) on exactly
@@ -287,8 +287,7 @@ def score_completed(score, completed: list, tokenizer, example_index,
   Only the sequence reward is used: a reward that cuts tokens, gives token rewards or an
   advantage bonus is refused (EGAE takes the outcome reward on the last token).
   """
-  batch = completed_rollout(completed, tokenizer, example_index)
-  del group_size   # bound in `score`; the rows are whole groups, G adjacent rows each
+  batch = completed_rollout(completed, tokenizer, example_index)   # whole groups, G rows each
   states = components.ComponentStates(step=jnp.zeros((), jnp.int32), reward=(), budget=())
   out, _, metrics = jax.device_get(score(states, batch))
   if out.token_rewards_bt is not None or out.adv_bonus_bt is not None or not np.all(
@@ -342,7 +341,7 @@ def iteration(setup: Setup, state: TppoState) -> tuple[TppoState, dict]:
   lengths, correct, reward_metrics = [], np.zeros((0,), bool), {}
   if completed:
     reward_n, correct, reward_metrics = score_completed(setup.score, completed, setup.tokenizer,
-                                                        setup.example_index, g)
+                                                        setup.example_index)
   for j, c in enumerate(completed):
     sl = slice(c.group_index * g, (c.group_index + 1) * g)
     row_mask[sl], rewards[sl] = True, reward_n[j * g:(j + 1) * g]
