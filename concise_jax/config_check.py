@@ -144,9 +144,13 @@ RANGES: tuple[tuple[str, str, float | None, float | None, bool, bool], ...] = (
     ("eval.temperature", _NUM, 0, None, True, True),
     ("eval.samples_per_prompt", _INT, 1, None, True, True),
     ("tppo.window", _INT, 1, None, True, True),                # configs/tppo.py only
-    ("tppo.lambda_policy", _NUM, 0, 1, True, True),
-    ("tppo.alpha", _NUM, 0, None, True, True),                 # 0 = fixed lambda_policy
-    ("tppo.drop_last_n", _INT, 0, None, True, True),
+    ("tppo.advantage.egae.gamma", _NUM, 0, 1, True, True),
+    ("tppo.advantage.egae.lam_policy", _NUM, 0, 1, True, True),
+    ("tppo.advantage.egae.lam_critic", _NUM, 0, 1, True, True),
+    ("tppo.advantage.egae.alpha", _NUM, 0, None, True, True),  # 0 = fixed lam_policy
+    ("tppo.advantage.egae.drop_last_n", _INT, 0, None, True, True),
+    ("tppo.advantage.gae.gamma", _NUM, 0, 1, True, True),
+    ("tppo.advantage.gae.lam", _NUM, 0, 1, True, True),
     ("tppo.value_clip", _NUM, 0, None, True, True),
     ("tppo.value_coef", _NUM, 0, None, True, True),
     ("tppo.critic_lr", _NUM, 0, None, False, True),
@@ -157,9 +161,11 @@ CHOICES = {"train.on_bad_ckpt": ("fallback", "stop"), "data.bad_rows": ("error",
            "model.dtype": ("bfloat16", "float16", "float32"),
            "model.param_dtype": ("bfloat16", "float16", "float32"),
            "model.remat": known_names.REMAT_POLICIES,
-           # tppo_update.CRITIC_MODES, tppo_rollouts.REFRESH_CHOICES, gae.LAMBDA_LENGTH_RULES
+           # tppo_update.CRITIC_MODES, tppo_rollouts.REFRESH_CHOICES, gae.LAMBDA_LENGTH_RULES,
+           # advantages.base.CRITIC_ADVANTAGES
            "tppo.critic": ("head", "separate"), "tppo.refresh": ("keep", "reprefill"),
-           "tppo.lambda_length_rule": ("current", "batch_mean")}
+           "tppo.advantage.name": ("egae", "gae"),
+           "tppo.advantage.egae.lambda_length": ("current", "batch_mean")}
 # Advantages that do not compare a sample with its group; every other one needs G >= 2.
 GROUP_FREE_ADVANTAGES = ("reinforce_pp",)
 

@@ -36,7 +36,8 @@ def test_critic_loss_falls_toward_the_known_value(critic_mode):
   batch = _batch(params)
   critic = tppo_update.init_critic(CFG, params, critic_mode)
   policy_opt, critic_opt = optax.adam(1e-4), optax.adam(5e-2)
-  update = tppo_update.make_update(CFG, policy_opt, critic_opt, lam_policy=0.95)
+  update = tppo_update.make_update(CFG, policy_opt, critic_opt, advantage="egae",
+                                   advantage_options={"lam_policy": 0.95})
   p_state, c_state = policy_opt.init(params), critic_opt.init(critic)
   losses = []
   for _ in range(15):
@@ -50,3 +51,24 @@ def test_critic_loss_falls_toward_the_known_value(critic_mode):
 def test_unknown_critic_mode_is_rejected():
   with pytest.raises(ValueError, match="critic_mode"):
     tppo_update.init_critic(CFG, {}, "shared")
+
+
+def test_update_takes_advantages_and_targets_from_the_registered_estimator():
+  """The update's estimator is the registry's: on a batch with alive rows, `critic_advantage`
+  gives exactly `egae_with_targets` of the same values; an unknown name lists the valid ones."""
+  from concise_jax import types  # pylint: disable=import-outside-toplevel
+  from concise_jax.advantages import gae  # pylint: disable=import-outside-toplevel
+  params = models.init_params(CFG, jax.random.key(0))
+  batch = _batch(params).replace(alive_b=jnp.asarray([True, False] * 4),
+                                 rewards_b=jnp.linspace(-1, 1, 8))
+  values = jnp.asarray(np.random.default_rng(3).normal(size=(8, 7)), jnp.float32)
+  rollout = tppo_update.as_rollout(batch, values)
+  fn = tppo_update.critic_advantage("egae", {"lam_policy": 0.6, "drop_last_n": 1})
+  adv, targets, _ = fn(types.make_reward_output(rollout, batch.rewards_b), rollout, batch.mask_bt)
+  want_adv, want_targets, _ = gae.egae_with_targets(
+      batch.rewards_b, values, batch.mask_bt, batch.mask_bt, batch.alive_b, lam_policy=0.6,
+      drop_last_n=1)
+  np.testing.assert_allclose(adv, want_adv, rtol=1e-6)
+  np.testing.assert_allclose(targets, want_targets, rtol=1e-6)
+  with pytest.raises(KeyError, match="valid choices: egae, gae"):
+    tppo_update.critic_advantage("grpo")

@@ -18,11 +18,16 @@ Decoupled λ (VC-PPO arXiv:2503.01491, VAPO arXiv:2504.05118): the critic learns
 (Monte-Carlo returns when γ = 1), the policy from λ_policy < 1, VAPO's length-adaptive
 λ_policy = 1 − 1/(α·l) with α = 0.05. For an unfinished row l is unknown: `lambda_length_b`
 takes the l the caller chose (current length, window end or a running mean — a labelled knob).
+
+Registered critic estimators (`advantages.base.CRITIC_ADVANTAGES`, which return advantages and
+value targets): "egae" (decoupled λ, length-adaptive λ_policy, Partial-GAE drop) and "gae"
+(ordinary GAE, one λ, for full PPO). The T-PPO update selects one by `tppo.advantage.name`.
 """
 import jax
 import jax.numpy as jnp
 
 from concise_jax import types
+from concise_jax.advantages.base import CRITIC_ADVANTAGES, CRITIC_NEEDS
 
 
 def gae_bt(rewards_bt: jax.Array, values_bt1: jax.Array, mask_bt: jax.Array,
@@ -158,20 +163,49 @@ def egae_with_targets(rewards_b: jax.Array, values_bt1: jax.Array, completion_ma
   return adv_bt, targets_bt, metrics
 
 
+def _critic_inputs(batch, reader: str):
+  """(values [B, T + 1], alive [B] bool) from the batch's features (`base.CRITIC_NEEDS`)."""
+  return (types.feature(batch, "values", reader),
+          types.feature(batch, "alive", reader).astype(bool))
+
+
+@CRITIC_ADVANTAGES.register("egae", needs=CRITIC_NEEDS)
 def egae(reward_out, batch, mask_bt: jax.Array, *, group_size: int, gamma: float = 1.0,
          lam_policy: float = 0.95, lam_critic: float = 1.0, alpha: float = 0.0,
          lambda_length: str = "current", drop_last_n: int = 0):
-  """EGAE in the advantage-registry signature (T-PPO, arXiv:2506.15050): advantages only.
+  """Extended GAE with decoupled λ (T-PPO, arXiv:2506.15050): (advantages, targets, metrics).
 
-  Reads `batch.features["values"]` [B, T + 1] and `batch.features["alive"]` [B]; the value
-  targets come from `egae_with_targets` (the registry contract returns advantages and scalar
-  metrics only). Not registered yet: see the T-PPO issue's report for the contract change.
+  `egae_with_targets` in the critic-estimator signature (`advantages.base`): the outcome
+  reward `reward_out.rewards_b` on each finished row's last token, `batch.mask_bt` the
+  completion, `mask_bt` the policy loss mask. Options: `lam_policy` (λ_policy when alpha = 0),
+  `lam_critic` (1: Monte-Carlo value targets, VC-PPO arXiv:2503.01491), `alpha` > 0 for VAPO's
+  length-adaptive λ_policy (arXiv:2504.05118, 0.05 there) with an unfinished row's length from
+  `lambda_length` ("current" | "batch_mean"), `drop_last_n` (Partial GAE, arXiv:2301.10920;
+  inferred). Group-free: `group_size` is unused (uniform signature).
   """
   del group_size
-  values_bt1 = types.feature(batch, "values", "egae")
-  alive_b = types.feature(batch, "alive", "egae")
-  adv_bt, _, metrics = egae_with_targets(
+  values_bt1, alive_b = _critic_inputs(batch, "egae")
+  return egae_with_targets(
       reward_out.rewards_b, values_bt1, batch.mask_bt, mask_bt, alive_b, gamma=gamma,
       lam_policy=lam_policy, lam_critic=lam_critic, alpha=alpha, lambda_length=lambda_length,
       drop_last_n=drop_last_n)
-  return adv_bt, metrics
+
+
+@CRITIC_ADVANTAGES.register("gae", needs=CRITIC_NEEDS)
+def plain_gae(reward_out, batch, mask_bt: jax.Array, *, group_size: int, gamma: float = 1.0,
+              lam: float = 0.95):
+  """Ordinary GAE of PPO (arXiv:1506.02438): one λ for the advantages and the value targets.
+
+  For full PPO on complete responses; an alive row still bootstraps from V(s_n), so on a
+  T-PPO batch this is EGAE with λ_critic = λ_policy = `lam` and no length rule or drop.
+  """
+  del group_size
+  values_bt1, alive_b = _critic_inputs(batch, "gae")
+  rewards_bt = outcome_rewards_bt(reward_out.rewards_b.astype(jnp.float32), batch.mask_bt,
+                                  alive_b)
+  adv_bt, targets_bt = gae_bt(rewards_bt, values_bt1, batch.mask_bt, alive_b, gamma=gamma,
+                              lam=lam)
+  adv_bt = adv_bt * mask_bt.astype(jnp.float32)
+  n = jnp.maximum(mask_bt.sum(), 1.0)
+  return adv_bt, targets_bt, {"adv/abs_mean": jnp.abs(adv_bt).sum() / n,
+                              "adv/alive_frac": alive_b.astype(jnp.float32).mean()}

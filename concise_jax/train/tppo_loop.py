@@ -6,16 +6,25 @@ One iteration (one `step`):
 
   1. the slot scheduler (`train.tppo_rollouts`) admits prompts into free groups of G slots and
      advances every live slot by `tppo.window` tokens under the current policy;
-  2. each group whose G rows all ended is scored once with the 0/1 correctness reward (the
-     verifier's answer check; the registry rewards need a whole synchronous `types.Rollout`
-     and per-prompt component state, so they are not wired here) and its slots are freed;
+  2. each group whose G rows all ended is checked once by the verifier and its slots are
+     freed; the window's completed groups are then scored together by the configured registry
+     reward (`reward.name`, the GRPO trainer's `components.make_score`, `score_completed`).
+     Stateful rewards (per-prompt memory), rewards that need host features and per-prompt
+     budgets are refused at set-up: the slot scheduler carries no component state;
   3. the update batch is every slot row, masked to the rows it may use: the completed groups'
      rows (outcome reward) and, with `tppo.train_on_unfinished`, the alive rows (unfinished:
      cut at this window's end; bootstrapped by the critic through Extended GAE). Rows that
      ended but wait for the rest of their group are not trained until the group is scored;
-  4. one `tppo_update` step: critic values, EGAE advantages (λ_policy, optionally VAPO's
-     length-adaptive rule) and value targets (λ_critic = 1), PPO clip + clipped value loss,
-     separate optimizers. An iteration whose batch has no row skips the update.
+  4. one `tppo_update` step: critic values, then the critic estimator `tppo.advantage.name`
+     (registry `advantages.base.CRITIC_ADVANTAGES`: "egae" — λ_policy, optionally VAPO's
+     length-adaptive rule, value targets with λ_critic = 1 — or "gae") gives advantages and
+     value targets; PPO clip + clipped value loss, separate optimizers. An iteration whose
+     batch has no row skips the update.
+
+Held-out evaluation (`eval.every` > 0) is the GRPO trainer's: at step 0 (saved to
+eval_step0.json, read back on a resume), every `eval.every` iterations and at the last, by
+`concise_jax.eval`'s runner with `loop.eval_settings`, logged under the same `eval/...` names,
+so accuracy and length after equal wall-clock compare between trainer=grpo and trainer=tppo.
 
 With `train_on_unfinished`, an alive row's prefix is trained at every window until it ends
 (with the critic's current bootstrap each time) and then once more, whole, on its outcome:
@@ -40,9 +49,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from concise_jax import distributed, options, sharding
+from concise_jax import components, distributed, options, rewards, sharding, types
+from concise_jax.advantages import base as advantage_base, gae
+from concise_jax.eval import runner as eval_runner
 from concise_jax.rollout import mesh_sampling, windowed
-from concise_jax.train import checkpoint, metrics as metrics_lib, rollout_step, run_files
+from concise_jax.train import checkpoint, loop, metrics as metrics_lib, rollout_step, run_files
 from concise_jax.train import trainer, workdir_lock
 from concise_jax.train import tppo_rollouts, tppo_update
 
@@ -70,6 +81,11 @@ class TppoResult:
   eval_after: dict = dataclasses.field(default_factory=dict)
 
 
+# Ranges of the critic estimators' options (`tppo.advantage.<name>.<key>`): (low, high).
+_ADVANTAGE_RANGES = {"gamma": (0.0, 1.0), "lam_policy": (0.0, 1.0), "lam_critic": (0.0, 1.0),
+                     "lam": (0.0, 1.0), "alpha": (0.0, None), "drop_last_n": (0, None)}
+
+
 def check_options(tc) -> None:
   """ValueError naming the first out-of-range `tppo.*` option."""
   problems = []
@@ -80,16 +96,47 @@ def check_options(tc) -> None:
   if tc.refresh not in tppo_rollouts.REFRESH_CHOICES:
     problems.append(f"tppo.refresh={tc.refresh!r}; choose from "
                     f"{tppo_rollouts.REFRESH_CHOICES}")
-  if tc.lambda_length_rule not in tppo_update.gae.LAMBDA_LENGTH_RULES:
-    problems.append(f"tppo.lambda_length_rule={tc.lambda_length_rule!r}; choose from "
-                    f"{tppo_update.gae.LAMBDA_LENGTH_RULES}")
-  if not 0.0 <= tc.lambda_policy <= 1.0:
-    problems.append(f"tppo.lambda_policy={tc.lambda_policy}: must lie in [0, 1]")
-  for key in ("alpha", "drop_last_n", "value_clip", "critic_lr", "value_coef"):
+  name = tc.advantage.name
+  error = advantage_base.trainer_error(name, "tppo")
+  if error:
+    problems.append(f"tppo.advantage.name: {error}")
+  else:
+    for key, value in tc.advantage.get(name, {}).items():
+      lo, hi = _ADVANTAGE_RANGES.get(key, (None, None))
+      if (lo is not None and value < lo) or (hi is not None and value > hi):
+        problems.append(f"tppo.advantage.{name}.{key}={value}: must lie in [{lo}, {hi or 'inf'}]")
+    rule = tc.advantage.get(name, {}).get("lambda_length")
+    if rule is not None and rule not in gae.LAMBDA_LENGTH_RULES:
+      problems.append(f"tppo.advantage.{name}.lambda_length={rule!r}; choose from "
+                      f"{gae.LAMBDA_LENGTH_RULES}")
+  for key in ("value_clip", "critic_lr", "value_coef"):
     if tc[key] < 0:
       problems.append(f"tppo.{key}={tc[key]}: must be >= 0")
   if problems:
     raise ValueError("; ".join(problems))
+
+
+def check_reward(config) -> None:
+  """ValueError unless `config.reward` can score T-PPO's completed groups: a stateless reward
+  reading no host features, and no per-prompt budget (the slot scheduler has no component
+  state; wiring it into the Buffer is future work)."""
+  component = rewards.REWARDS.component(config.reward.name)   # unknown: lists the valid ones
+  if component.stateful:
+    raise ValueError(f"trainer=tppo: reward {component.name!r} keeps per-prompt state (init=), "
+                     "which the slot scheduler does not carry; choose a stateless reward: "
+                     + ", ".join(_stateless_rewards()))
+  if component.needs:
+    raise ValueError(f"trainer=tppo: reward {component.name!r} needs host features "
+                     f"{component.needs}, which the slot scheduler does not compute; choose "
+                     "from: " + ", ".join(_stateless_rewards()))
+  if config.budget.name != "none":
+    raise ValueError(f"trainer=tppo: budget.name={config.budget.name!r} is not applied by the "
+                     "slot scheduler; use budget.name='none'")
+
+
+def _stateless_rewards() -> list[str]:
+  return [n for n in rewards.REWARDS.names()
+          if not rewards.REWARDS.component(n).stateful and not rewards.REWARDS.component(n).needs]
 
 
 def prompt_stream(num_examples: int, seed: int):
@@ -120,14 +167,15 @@ _UPDATES: dict[tuple, tuple] = {}
 def _build_update(config, model_cfg) -> tuple:
   """(policy optimizer, critic optimizer, jitted update), memoised."""
   tc, o = config.tppo, config.optim
+  adv_name = tc.advantage.name
+  adv_options = dict(tc.advantage.get(adv_name, {}))
   key = (model_cfg, o.lr, tc.critic_lr, o.b1, o.b2, o.eps, o.weight_decay, o.clip_norm,
-         tc.lambda_policy, tc.alpha, tc.lambda_length_rule, tc.drop_last_n,
+         adv_name, tuple(sorted(adv_options.items())),
          config.loss.ppo_clip.eps_high, tc.value_clip, tc.value_coef, config.rollout.temperature)
   if key not in _UPDATES:
     policy_opt, critic_opt = _optimizer(o.lr, config), _optimizer(tc.critic_lr, config)
     update = tppo_update.make_update(
-        model_cfg, policy_opt, critic_opt, lam_policy=tc.lambda_policy, alpha=tc.alpha,
-        lambda_length=tc.lambda_length_rule, drop_last_n=tc.drop_last_n,
+        model_cfg, policy_opt, critic_opt, advantage=adv_name, advantage_options=adv_options,
         eps=config.loss.ppo_clip.eps_high, value_clip=tc.value_clip, value_coef=tc.value_coef,
         temperature=config.rollout.temperature)
     _UPDATES[key] = (policy_opt, critic_opt, update)
@@ -145,6 +193,11 @@ class Setup:
   state: TppoState              # step 0
   sample_rng: jax.Array
   close: object
+  score: object = None          # jitted components.make_score: (states, Rollout) -> reward
+  example_index: object = None  # stream position -> training example index
+  eval_examples: list = dataclasses.field(default_factory=list)
+  check: object = None          # the answer checker (rollouts and evaluation)
+  layout: object = None         # the mesh (evaluation decodes on it); None on one device
 
 
 def make_setup(config, *, check: rollout_step.CheckFn | None = None) -> Setup:
@@ -155,11 +208,9 @@ def make_setup(config, *, check: rollout_step.CheckFn | None = None) -> Setup:
   config = options.resolve(config)
   tc = config.tppo
   check_options(tc)
-  if config.reward.name != "correctness":
-    raise ValueError(f"trainer=tppo scores with the 0/1 correctness reward; reward.name="
-                     f"{config.reward.name!r} is not wired into the slot scheduler")
+  check_reward(config)
   model_cfg, params, tokenizer = trainer.load_model(config)
-  examples, _ = trainer.load_prompts(config)
+  examples, eval_examples = trainer.load_prompts(config)
   close = lambda: None
   if check is None:
     check, close = trainer._make_checker(config)  # pylint: disable=protected-access
@@ -175,6 +226,7 @@ def make_setup(config, *, check: rollout_step.CheckFn | None = None) -> Setup:
     return tppo_rollouts.Prompt(ids[order(pos)])
 
   def score(pos: int, out) -> np.ndarray:
+    """The group's verifier results (0/1); `score_completed` turns them into the reward."""
     ex = examples[order(pos)]
     texts = [tokenizer.decode(out.tokens_bt[i, :int(out.length_b[i])]) for i in range(g)]
     kind = ex.meta.get("verify_kind", "numeric")
@@ -195,7 +247,70 @@ def make_setup(config, *, check: rollout_step.CheckFn | None = None) -> Setup:
   state = distributed.put(state, sharding.replicated(mesh))
   return Setup(config=config, model_cfg=model_cfg, tokenizer=tokenizer, scheduler=scheduler,
                update=update, state=state,
-               sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2), close=close)
+               sample_rng=jax.random.fold_in(jax.random.PRNGKey(config.seed), 2), close=close,
+               score=jax.jit(components.make_score(config)), example_index=order,
+               eval_examples=eval_examples, check=check,
+               layout=layout if mesh.size > 1 else None)
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+def completed_rollout(completed: list, tokenizer, example_index) -> types.Rollout:
+  """The completed groups' rows as the `types.Rollout` the registry rewards score (numpy,
+  B = groups · G, T = the decode cap): `correct_b` is the verifier's result (the scheduler's
+  per-group score), `format_ok_b` the answer-marker check, as in the GRPO trainer's rollouts."""
+  cat = lambda name: np.concatenate([np.asarray(getattr(c.out, name)) for c in completed])
+  tokens, length = cat("tokens_bt"), cat("length_b")
+  texts = [tokenizer.decode(row[:n]) for row, n in zip(tokens, length)]
+  g = len(completed[0].rewards_g)
+  return types.Rollout(
+      tokens_bt=tokens.astype(np.int32), mask_bt=cat("mask_bt").astype(np.float32),
+      length_b=length.astype(np.int32),
+      correct_b=np.concatenate([np.asarray(c.rewards_g) > 0.5 for c in completed]),
+      format_ok_b=np.asarray([rollout_step.has_answer_marker(t) for t in texts], bool),
+      truncated_b=cat("truncated_b").astype(bool),
+      prompt_index_b=np.repeat([example_index(c.prompt_id) for c in completed], g).astype(
+          np.int32),
+      old_logp_bt=cat("logp_bt").astype(np.float32))
+
+
+def score_completed(score, completed: list, tokenizer,
+                    example_index) -> tuple[np.ndarray, np.ndarray, dict]:
+  """(rewards [n·G], correct [n·G] bool, reward metrics) of this window's n completed groups.
+
+  One call of the GRPO trainer's reward function (`components.make_score`, jitted) on exactly
+  those rows: batch statistics (GRPO-λ's top fraction of groups, arXiv:2505.18086) are taken
+  over the groups completed in the same window, never over padding. A labelled choice: the
+  batch is smaller than the GRPO trainer's P groups; one program compiles per count of
+  completed groups (at most `rollout.prompts_per_step`, each a small element-wise one).
+  Only the sequence reward is used: a reward that cuts tokens, gives token rewards or an
+  advantage bonus is refused (EGAE takes the outcome reward on the last token).
+  """
+  batch = completed_rollout(completed, tokenizer, example_index)   # whole groups, G rows each
+  states = components.ComponentStates(step=jnp.zeros((), jnp.int32), reward=(), budget=())
+  out, _, metrics = jax.device_get(score(states, batch))
+  if out.token_rewards_bt is not None or out.adv_bonus_bt is not None or not np.all(
+      np.asarray(out.loss_mask_bt) == 1):
+    raise ValueError("trainer=tppo uses the reward's sequence rewards only; this reward cuts "
+                     "tokens, gives token rewards or an advantage bonus, which EGAE ignores")
+  return (np.asarray(out.rewards_b, np.float32), np.asarray(batch.correct_b),
+          {f"reward/{k}": float(v) for k, v in metrics.items()})
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(setup: Setup, params) -> dict[str, float]:
+  """Held-out accuracy and lengths of `params`, by the GRPO trainer's evaluation (`loop`'s
+  settings, `concise_jax.eval`'s runner, the same metric names: `eval/greedy/accuracy`,
+  `eval/rollout/accuracy`, `eval/len/all/mean`, ...), so the two trainers' runs compare."""
+  policy = eval_runner.Policy("training", setup.model_cfg, params, setup.tokenizer,
+                              layout=setup.layout)
+  records, _ = eval_runner.evaluate_dataset(
+      policy, setup.eval_examples, loop.eval_settings(setup.config),
+      eval_runner.InlineVerifier(setup.check), label="eval", progress=False)
+  return loop.eval_metrics(records)
 
 
 @jax.jit
@@ -223,18 +338,22 @@ def iteration(setup: Setup, state: TppoState) -> tuple[TppoState, dict]:
   rows, g = sched.num_groups * sched.group_size, sched.group_size
   row_mask = np.zeros((rows,), bool)
   rewards = np.zeros((rows,), np.float32)
-  lengths = []
-  for c in completed:
+  lengths, correct, reward_metrics = [], np.zeros((0,), bool), {}
+  if completed:
+    reward_n, correct, reward_metrics = score_completed(setup.score, completed, setup.tokenizer,
+                                                        setup.example_index)
+  for j, c in enumerate(completed):
     sl = slice(c.group_index * g, (c.group_index + 1) * g)
-    row_mask[sl], rewards[sl] = True, c.rewards_g
+    row_mask[sl], rewards[sl] = True, reward_n[j * g:(j + 1) * g]
     lengths.extend(np.asarray(c.out.length_b).tolist())
   alive = ~np.asarray(buffer.decode.done_b) & (np.asarray(buffer.decode.length_b) > 0)
   if tc.train_on_unfinished:
     row_mask |= alive
   alive &= row_mask
   tokens, row_steps = sched.last_window
-  m = {"rollout/accuracy": float(np.mean([r for c in completed for r in c.rewards_g]))
-                           if completed else float("nan"),
+  m = {"rollout/accuracy": float(np.mean(correct)) if completed else float("nan"),
+       "reward/mean": float(np.mean(reward_n)) if completed else float("nan"),
+       **reward_metrics,
        "rollout/completed_groups": float(len(completed)),
        "len/mean": float(np.mean(lengths)) if lengths else float("nan"),
        "tppo/utilisation": tokens / max(row_steps, 1), "tppo/alive_rows": float(alive.sum()),
@@ -287,8 +406,10 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
                                      initial_step=start, log_every=config.train.log_every)
   if restored is not None:
     writer.message(f"resumed from step {start}")
-  m, done, halted = {}, 0, False
+  m, done, halted, eval_after = {}, 0, False, {}
+  evaluating = config.eval.every > 0 and bool(setup.eval_examples)
   try:
+    eval_before = _eval_before(setup, state, workdir, writer) if evaluating else {}
     while int(state.step) < config.train.steps:
       new_state, m = iteration(setup, state)
       if not all(np.isfinite(m.get(k, 0.0)) for k in ("loss/policy", "loss/value")):
@@ -299,6 +420,9 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
         break
       state = new_state
       step, done = int(state.step), done + 1
+      if evaluating and (step % config.eval.every == 0 or step == config.train.steps):
+        eval_after = evaluate(setup, state.params)
+        m.update(eval_after)
       writer.write(step, m)
       last = step == config.train.steps or (stop_after is not None and done >= stop_after)
       if step % config.train.ckpt_every == 0 or last:
@@ -309,4 +433,22 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
     manager.close()
     writer.close()
     setup.close()
-  return TppoResult(step=int(state.step), state=state, metrics=m, halted=halted)
+  return TppoResult(step=int(state.step), state=state, metrics=m, halted=halted,
+                    eval_before=eval_before, eval_after=eval_after)
+
+
+def _eval_before(setup: Setup, state: TppoState, workdir: str, writer) -> dict:
+  """The step-0 evaluation, as the GRPO trainer's: run and saved to workdir/eval_step0.json on a
+  fresh start, read back on a resume (the initial policy is gone by then)."""
+  path = os.path.join(workdir, "eval_step0.json")
+  if int(state.step) == 0:
+    out = evaluate(setup, state.params)
+    writer.write(0, out, advance=False)
+    if distributed.is_lead():
+      with open(path, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2, sort_keys=True)
+    return out
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  return {}

@@ -7,17 +7,23 @@ a clipped value loss, with the critic either a head on the policy trunk or a sep
     critic_mode="separate"  a full decoder copy initialised from the policy plus the head,
                             trained through its trunk: a second forward and backward per update
 
-Per update: the critic's values before the update give the EGAE advantages (λ_policy) and value
-targets (λ_critic = 1, VC-PPO arXiv:2503.01491), alive rows bootstrap from V(s_n); then one
-gradient step on policy loss + value_coef · value loss, each side with its own optimizer.
-The clipped value loss is verl's default (labelled, not a T-PPO claim).
+Per update: the critic's values before the update go, with the batch, to the selected critic
+estimator (`advantages.base.CRITIC_ADVANTAGES`: "egae" — advantages with λ_policy, value
+targets with λ_critic = 1, VC-PPO arXiv:2503.01491, alive rows bootstrapping from V(s_n) — or
+"gae", ordinary GAE), which returns advantages and value targets; then one gradient step on
+policy loss + value_coef · value loss, each side with its own optimizer. The clipped value
+loss is verl's default (labelled, not a T-PPO claim).
 """
+import functools
+
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
 
+from concise_jax import types
 from concise_jax.advantages import gae
+from concise_jax.advantages.base import CRITIC_ADVANTAGES
 from concise_jax.losses import policy
 from concise_jax.models import transformer, value_head
 from concise_jax.models.config import ModelConfig
@@ -73,13 +79,36 @@ def logp_and_values(cfg: ModelConfig, params: dict, critic: dict, batch: TppoBat
   return logp_bt, value_head.completion_values_bt1(values_bl, s)
 
 
+def as_rollout(batch: TppoBatch, values_bt1: jax.Array) -> types.Rollout:
+  """The batch in the estimators' `types.Rollout` shape, the critic's values and the alive flags
+  as the features a critic estimator declares (`advantages.base.CRITIC_NEEDS`). Fields no
+  critic estimator reads (correct, format, truncated, prompt index) are zeros."""
+  b = batch.mask_bt.shape[0]
+  zeros_b = jnp.zeros((b,), bool)
+  return types.Rollout(
+      tokens_bt=batch.tokens_bt, mask_bt=batch.mask_bt.astype(jnp.float32),
+      length_b=batch.mask_bt.sum(axis=1).astype(jnp.int32), correct_b=zeros_b,
+      format_ok_b=zeros_b, truncated_b=zeros_b, prompt_index_b=jnp.zeros((b,), jnp.int32),
+      old_logp_bt=batch.old_logp_bt, prompt_tokens_bs=batch.prompt_bs,
+      prompt_mask_bs=batch.prompt_mask_bs.astype(jnp.float32),
+      features={"values": values_bt1, "alive": batch.alive_b})
+
+
+def critic_advantage(name: str = "egae", options: dict | None = None):
+  """`(reward_out, rollout, mask_bt) -> (adv_bt, targets_bt, metrics)`: the registered critic
+  estimator `name` with its options bound; an unknown name lists the valid ones."""
+  component = CRITIC_ADVANTAGES.component(name)
+  return functools.partial(component.fn, group_size=1, **(options or {}))
+
+
 def make_update(cfg: ModelConfig, policy_opt: optax.GradientTransformation,
-                critic_opt: optax.GradientTransformation, *, lam_policy: float = 0.95,
-                alpha: float = 0.0, lambda_length: str = "current", drop_last_n: int = 0,
-                eps: float = 0.2,
+                critic_opt: optax.GradientTransformation, *, advantage: str = "egae",
+                advantage_options: dict | None = None, eps: float = 0.2,
                 value_clip: float = 0.5, value_coef: float = 1.0, temperature: float = 1.0):
   """A jitted `update(params, critic, policy_opt_state, critic_opt_state, batch)` returning
-  the four new values and a metrics dict."""
+  the four new values and a metrics dict. `advantage` / `advantage_options`: the critic
+  estimator (`tppo.advantage.name` and its options)."""
+  advantage_fn = critic_advantage(advantage, advantage_options)
 
   def loss_fn(params, critic, batch, adv_bt, targets_bt, old_values_bt1):
     logp_bt, values_bt1 = logp_and_values(cfg, params, critic, batch, temperature=temperature)
@@ -98,10 +127,9 @@ def make_update(cfg: ModelConfig, policy_opt: optax.GradientTransformation,
   def update(params, critic, policy_state, critic_state, batch: TppoBatch):
     _, old_values_bt1 = logp_and_values(cfg, params, critic, batch, temperature=temperature)
     old_values_bt1 = jax.lax.stop_gradient(old_values_bt1)
-    adv_bt, targets_bt, metrics = gae.egae_with_targets(
-        batch.rewards_b, old_values_bt1, batch.mask_bt, batch.mask_bt, batch.alive_b,
-        lam_policy=lam_policy, alpha=alpha, lambda_length=lambda_length,
-        drop_last_n=drop_last_n)
+    rollout = as_rollout(batch, old_values_bt1)
+    adv_bt, targets_bt, metrics = advantage_fn(
+        types.make_reward_output(rollout, batch.rewards_b), rollout, rollout.mask_bt)
     grads, loss_metrics = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(
         params, critic, batch, adv_bt, targets_bt, old_values_bt1)
     p_up, policy_state = policy_opt.update(grads[0], policy_state, params)
