@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import ml_collections
 
 from concise_jax import known_names, options
+from concise_jax.advantages import base as advantage_base
 
 # config.<section>.name → the registry it must name; config.<section>.<name> holds its options.
 NAMED_SECTIONS = options.SECTIONS
@@ -22,6 +23,11 @@ def _registry_errors(config) -> list[str]:
   for section, registry in NAMED_SECTIONS.items():
     name = config[section].name
     if name not in registry:
+      if section == "advantage" and name in advantage_base.CRITIC_ADVANTAGES:
+        # A critic estimator (GAE / EGAE) picked for a trainer without a critic: say why.
+        errors.append(f"config.{section}.name: "
+                      + advantage_base.trainer_error(name, config.get("trainer", "")))
+        continue
       errors.append(f"config.{section}.name: unknown {registry.kind} {name!r}; valid choices: "
                     f"{', '.join(registry.names())}")
     elif name not in config[section]:

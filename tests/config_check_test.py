@@ -93,3 +93,10 @@ def test_ill_typed_option_is_refused_on_assignment_and_in_validation():
 def test_cross_section_requirements_fail_before_launch(overrides, expected):
   errors = config_check.validate(_config(**overrides))
   assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
+def test_critic_estimator_under_the_grpo_trainer_says_it_needs_a_critic():
+  assert config_check.validate(_config(advantage__name="egae")) == [
+      "config.advantage.name: advantage 'egae' cannot run under trainer='grpo': it needs a "
+      "critic's values, which only trainer=tppo has; valid choices: decs_position, dr_grpo, "
+      "grpo, gtpo, reinforce_pp, reinforce_pp_baseline, rloo"]
