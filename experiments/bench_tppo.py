@@ -23,8 +23,8 @@ import numpy as np
 
 from concise_jax import models, rollout
 from concise_jax.models import tiny
-from concise_jax.rollout import windowed
-from concise_jax.train import tppo_rollouts
+from concise_jax.rollout import mesh_sampling, windowed
+from concise_jax.train import rollout_step, tppo_loop, tppo_rollouts, trainer
 
 PROMPT_LEN = 16
 
@@ -34,35 +34,74 @@ def _prompts(n: int) -> list[list[int]]:
   return [list(rng.integers(4, 60, size=rng.integers(3, PROMPT_LEN + 1))) for _ in range(n)]
 
 
-def run_sync(cfg, params, sp, prompts, num_groups, group_size, key):
-  """Batches of `num_groups` prompts x G rows, each decoded until its longest row ends."""
+def run_sync(cfg, params, sp, prompts, num_groups, group_size, key, prompt_len=PROMPT_LEN,
+             filler=(4,)):
+  """Batches of `num_groups` prompts x G rows, each decoded until its longest row ends.
+
+  (kept tokens, row-steps, kept lengths); `filler` fills a short last batch (same rows)."""
   useful = row_steps = 0
+  lengths = []
   for i in range(0, len(prompts), num_groups):
     batch = prompts[i:i + num_groups]
-    batch += [[4]] * (num_groups - len(batch))        # a full last batch (same rows)
-    tokens, mask = rollout.left_pad(batch, sp.pad_id, bucket=PROMPT_LEN)
+    batch += [list(filler)] * (num_groups - len(batch))
+    tokens, mask = rollout.left_pad(batch, sp.pad_id, bucket=prompt_len)
     out = rollout.sample(cfg, params, jnp.asarray(tokens), jnp.asarray(mask),
                          jax.random.fold_in(key, i), sp, num_samples=group_size)
     length_b = np.asarray(out.length_b)[:min(num_groups, len(prompts) - i) * group_size]
     useful += int(length_b.sum())
+    lengths += length_b.tolist()
     row_steps += num_groups * group_size * int(np.asarray(out.length_b).max())
-  return useful, row_steps
+  return useful, row_steps, lengths
 
 
-def run_windowed(cfg, params, sp, prompts, num_groups, group_size, window, key):
-  """Slot scheduler until the stream is drained."""
+def run_windowed(cfg, params, sp, prompts, num_groups, group_size, window, key,
+                 prompt_len=PROMPT_LEN):
+  """Slot scheduler until the stream is drained: (kept tokens, row-steps, kept lengths)."""
   source = lambda i: tppo_rollouts.Prompt(prompts[i]) if i < len(prompts) else None
   sched = tppo_rollouts.SlotScheduler(cfg, sp, num_groups=num_groups, group_size=group_size,
-                                      prompt_len=PROMPT_LEN, window=window, source=source,
+                                      prompt_len=prompt_len, window=window, source=source,
                                       score=lambda pid, out: np.zeros(group_size))
   buf = sched.init()
-  useful, emitted = 0, 0
+  emitted, lengths = 0, []
   while not sched.drained(buf):
     buf, done = sched.step(params, buf, key)
-    useful += sum(int(c.out.length_b.sum()) for c in done)
+    lengths += [int(n) for c in done for n in c.out.length_b]
     emitted += len(done)
   assert emitted == len(prompts)
-  return useful, num_groups * group_size * int(buf.decode.steps)
+  return sum(lengths), num_groups * group_size * int(buf.decode.steps), lengths
+
+
+def task_setup(args):
+  """(model config, params, SamplingParams, prompt ids, prompt length, description) of a T-PPO
+  run on `args.task`, built by the trainer's own `make_setup`; the first `args.prompts`
+  prompts of its stream."""
+  from configs import tppo as tppo_config  # pylint: disable=import-outside-toplevel
+  c = tppo_config.get_config(f"model={args.model}")
+  c.data.dataset = args.task if ":" in args.task else f"task:{args.task}"
+  c.data.num_prompts = max(c.data.num_prompts, args.prompts)
+  if args.instruction:
+    c.data.instruction = args.instruction
+  c.rollout.max_new_tokens = args.cap
+  c.rollout.max_prompt_tokens = args.prompt_tokens
+  c.rollout.prompts_per_step = args.groups
+  c.rollout.group_size = args.group_size
+  c.tppo.window = int(args.windows.split(",")[0])
+  # The scheduler's score is not timed here: no verifier process.
+  setup = tppo_loop.make_setup(c, check=lambda texts, answers, kinds: [0.0] * len(texts))
+  sched = setup.scheduler
+  prompts = [sched.source(i).tokens for i in range(args.prompts)]
+  sp = sched.sp
+  # make_setup keeps a prompt's last prompt_len tokens: count the cut ones (raise the length).
+  examples, _ = trainer.load_prompts(setup.config)
+  uncut = mesh_sampling.prompt_ids(
+      setup.tokenizer, [examples[setup.example_index(i)] for i in range(args.prompts)],
+      rollout_step.prompt_format(setup.config))
+  lengths = [len(x) for x in uncut]
+  desc = (f"{c.model.name} on {c.data.dataset} (instruction {c.data.instruction!r}), chat "
+          f"prompts {min(lengths)}-{max(lengths)} tokens left-padded to {sched.prompt_len} "
+          f"({sum(n > sched.prompt_len for n in lengths)} cut), EOS ids {tuple(sp.eos_ids)}, "
+          f"temperature {sp.temperature}")
+  return setup.model_cfg, setup.state.params, sp, prompts, sched.prompt_len, desc
 
 
 def _interleaved(fns: dict, repeats: int) -> dict:
@@ -148,31 +187,55 @@ def main():
   ap.add_argument("--windows", default="16,32")
   ap.add_argument("--eos", type=int, default=2, help="how many token ids end a row")
   ap.add_argument("--repeats", type=int, default=2)
+  ap.add_argument("--task", default="",
+                  help="a built-in task (e.g. word_problems) or data spec; '' = random prompts")
+  ap.add_argument("--model", default="tiny", choices=("tiny", "smollm2"),
+                  help="with --task: the model (configs/tppo.py model=)")
+  ap.add_argument("--instruction", default="",
+                  help="with --task: data.instruction key or text ('' = the config's)")
+  ap.add_argument("--prompt_tokens", type=int, default=96,
+                  help="with --task: rollout.max_prompt_tokens (SmolLM2's word-problem chat "
+                       "prompts with step_by_step are 66-83 tokens; the config's 64 cuts them)")
   args = ap.parse_args()
 
-  cfg, key = tiny.tiny_config(), jax.random.key(0)
-  params = models.init_params(cfg, key)
-  sp = rollout.SamplingParams(max_new_tokens=args.cap, temperature=1.0,
-                              eos_ids=tuple(range(1, 1 + args.eos)))
-  prompts = _prompts(args.prompts)
+  key = jax.random.key(0)
   rows = args.groups * args.group_size
-  print(f"tiny model (V={cfg.vocab_size}), {rows} decode rows = {args.groups} groups x "
-        f"G={args.group_size}, {args.prompts} prompts, cap {args.cap}, {args.eos} EOS ids, "
-        f"devices={jax.device_count()} ({jax.default_backend()})")
+  if args.task:
+    cfg, params, sp, prompts, prompt_len, desc = task_setup(args)
+    print(f"{desc}; {rows} decode rows = {args.groups} groups x G={args.group_size}, "
+          f"{args.prompts} prompts, cap {args.cap}, "
+          f"devices={jax.device_count()} ({jax.default_backend()})")
+  else:
+    if args.model != "tiny":
+      ap.error("--model=smollm2 needs --task (random prompts are for the tiny model)")
+    cfg = tiny.tiny_config()
+    params = models.init_params(cfg, key)
+    sp = rollout.SamplingParams(max_new_tokens=args.cap, temperature=1.0,
+                                eos_ids=tuple(range(1, 1 + args.eos)))
+    prompts, prompt_len = _prompts(args.prompts), PROMPT_LEN
+    print(f"tiny model (V={cfg.vocab_size}), {rows} decode rows = {args.groups} groups x "
+          f"G={args.group_size}, {args.prompts} prompts, cap {args.cap}, {args.eos} EOS ids, "
+          f"devices={jax.device_count()} ({jax.default_backend()})")
+  filler = prompts[0] if args.task else (4,)
   fns = {"synchronous sample": lambda: run_sync(cfg, params, sp, prompts, args.groups,
-                                                args.group_size, key)}
+                                                args.group_size, key, prompt_len, filler)}
   for w in map(int, args.windows.split(",")):
     fns[f"windowed W={w} + refill"] = (
-        lambda w=w: run_windowed(cfg, params, sp, prompts, args.groups, args.group_size, w, key))
-  table = [(name, u, rs, secs) for name, ((u, rs), secs) in _interleaved(fns,
-                                                                          args.repeats).items()]
-  base = table[0][1] / table[0][3]
+        lambda w=w: run_windowed(cfg, params, sp, prompts, args.groups, args.group_size, w, key,
+                                 prompt_len))
+  table = [(name, u, rs, lengths, secs)
+           for name, ((u, rs, lengths), secs) in _interleaved(fns, args.repeats).items()]
+  base = table[0][1] / table[0][4]
+  extra = " mean / max length |" if args.task else ""
   print("\n| method | kept tokens | row-steps | utilisation | ms / decode step | useful tok/s |"
-        " vs sync |")
-  print("|---|---:|---:|---:|---:|---:|---:|")
-  for name, u, rs, secs in table:
+        " vs sync |" + extra)
+  print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.task else ""))
+  for name, u, rs, lengths, secs in table:
+    cells = f" {np.mean(lengths):.1f} / {max(lengths)} |" if args.task else ""
     print(f"| {name} | {u} | {rs} | {u / rs:.1%} | {secs / (rs / rows) * 1e3:.2f} | "
-          f"{u / secs:,.0f} | {u / secs / base:.2f}x |")
+          f"{u / secs:,.0f} | {u / secs / base:.2f}x |" + cells)
+  if args.task:
+    return
   print("\nre-prefill of every row vs one window (rows mid-generation):")
   for w in map(int, args.windows.split(",")):
     r, wt = reprefill_vs_window(cfg, params, sp, rows, w, key)
