@@ -18,6 +18,7 @@ from tests.speculative_sampler_test import _chi2_pvalue, _exact_marginals
 CFG, TOK = tiny.tiny_config(), tiny.CharTokenizer()
 TEXTS = ["12+3=", "hello world abc", "x", "what is 2", "9*9", "ab", "the cat", "1"]
 TREE = ST.TreeParams(top_k=3, depth=3, num_nodes=10)
+_HEAVY = pytest.mark.integration   # each compiles a tree sampler or a round: ~40-90 s here
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +59,23 @@ def test_tree_verification_scores_each_node_as_a_fresh_forward_of_its_path(targe
   anc = ST.ancestor_mask(parent, 3)
   logits, _, _ = V.verify(CFG, target, nodes, cache, depth_w=jnp.sum(anc, -1) - 1,
                           block_mask_ww=anc)
+  seqs = []
   for b in range(2):
     prompt = list(np.asarray(tokens[b])[np.asarray(mask[b]) > 0])
     for i in range(7):
-      path = [int(nodes[b, j]) for j in np.flatnonzero(np.asarray(anc[b, i]))]
-      fresh, _ = transformer.forward(CFG, target, jnp.asarray([prompt + path]))
-      np.testing.assert_allclose(logits[b, i], fresh[0, -1], atol=1e-4)
+      seqs.append(prompt + [int(nodes[b, j]) for j in np.flatnonzero(np.asarray(anc[b, i]))])
+  fresh_tokens, fresh_mask = left_pad(seqs, 0, bucket=8)
+  fresh, _ = transformer.forward(CFG, target, jnp.asarray(fresh_tokens), mask_bs=fresh_mask)
+  np.testing.assert_allclose(logits.reshape(14, -1), fresh[:, -1], atol=1e-4)
 
 
 def test_built_tree_is_a_tree_ranked_by_draft_confidence(target):
   tokens, mask = _prompts(3)
   drafter, dp = _drafter("model", target)
   sp = S.SamplingParams(max_new_tokens=8, temperature=0.0)
-  state = ST.init_state(CFG, drafter, target, dp, tokens, mask, jax.random.key(0), sp, TREE, 1,
-                        jnp.full((3,), 8, jnp.int32))
+  state = jax.jit(lambda: ST.init_state(CFG, drafter, target, dp, tokens, mask,
+                                        jax.random.key(0), sp, TREE, 1,
+                                        jnp.full((3,), 8, jnp.int32)))()
   t = jax.jit(lambda st: ST.build_tree(drafter, drafter.prepare(dp, target), target, st,
                                        st.pending_b, TREE))(state)
   parent, depth = np.asarray(t.parent_bn), np.asarray(t.depth_bn)
@@ -83,9 +87,6 @@ def test_built_tree_is_a_tree_ranked_by_draft_confidence(target):
   first = np.asarray(jnp.argmax(state.dlogits_bv, -1))
   for b in range(3):
     assert first[b] in np.asarray(t.tokens_bn[b])[depth[b] == 1]
-
-
-_HEAVY = pytest.mark.integration
 
 
 @pytest.mark.parametrize("batch,kind", [
@@ -113,7 +114,9 @@ def test_greedy_tree_matches_plain_with_eos_inside_accepted_paths(target, batch,
     assert 1.0 < float(spec.mean_accepted) < TREE.depth + 1   # ragged: some, not all, accepted
 
 
+@_HEAVY   # compiles a sampled round: ~40 s on the loaded 2-core machine
 def test_cache_after_acceptance_equals_fresh_prefill(target):
+  """Sampled rounds (rejections, residual resamples), then the next logits from the cache."""
   tokens, mask = _prompts(4)
   sp = S.SamplingParams(max_new_tokens=20, temperature=1.0)
   drafter, dp = _drafter("model", target)

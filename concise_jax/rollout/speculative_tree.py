@@ -29,6 +29,8 @@ Each round, per row (static shapes: every row has its own tree of the same N nod
           with probability (1 − P_{m+1}) · p(y) / (1 − P_{m+1}) = p(y). Because the candidates
           depend only on the past (never on this round's uniforms), every emitted token is
           distributed exactly as the plain sampler's. A leaf emits y ~ p (the bonus token).
+          (`accept` evaluates the loop in closed form: one uniform per child, all children at
+          once.)
 
 The accepted path's keys/values, written by the verification at non-contiguous slots, are
 copied to contiguous slots at the row's write offset and only those are kept (`verification.
@@ -172,7 +174,6 @@ def accept(key, logp_bnv: jax.Array, t: Tree, max_depth: int, sp: S.SamplingPara
   m_b = jnp.zeros((b,), jnp.int32)
   path = [cur_b]
   resid_bv = jnp.exp(_gather(logp_bnv, cur_b[:, None])[:, 0])
-  v_iota = jnp.arange(v)
   for step in range(max_depth):
     logp_bv = _gather(logp_bnv, cur_b[:, None])[:, 0]
     child_bn = (t.parent_bn == cur_b[:, None]) & (jnp.arange(n) > 0)
@@ -181,18 +182,20 @@ def accept(key, logp_bnv: jax.Array, t: Tree, max_depth: int, sp: S.SamplingPara
       found_b = walking_b & jnp.any(hit_bn, axis=1)
       nxt_b = jnp.argmax(hit_bn, axis=1).astype(jnp.int32)
     else:
+      # The sequential rule in closed form: candidates are distinct tokens, so after rejecting
+      # the earlier children the residual mass is Σp − Σ_{earlier} p(x_l), and child i is
+      # accepted iff u_i · that mass < p(x_i) (first such child wins).
       p_bv = jnp.exp(logp_bv)
-      found_b = jnp.zeros((b,), bool)
-      nxt_b = cur_b
+      px_bn = jnp.where(child_bn, jnp.take_along_axis(p_bv, t.tokens_bn, axis=1), 0.0)
+      before_bn = jnp.cumsum(px_bn, axis=1) - px_bn
       u_bn = jax.random.uniform(jax.random.fold_in(key, step), (b, n))
-      for i in range(1, n):
-        cand_b = child_bn[:, i] & walking_b & ~found_b
-        x_b = t.tokens_bn[:, i]
-        px_b = jnp.take_along_axis(p_bv, x_b[:, None], axis=1)[:, 0]
-        ok_b = cand_b & (u_bn[:, i] * jnp.sum(p_bv, axis=-1) < px_b)
-        p_bv = jnp.where((cand_b & ~ok_b)[:, None] & (v_iota == x_b[:, None]), 0.0, p_bv)
-        found_b |= ok_b
-        nxt_b = jnp.where(ok_b, i, nxt_b)
+      mass_bn = jnp.sum(p_bv, axis=-1, keepdims=True) - before_bn
+      ok_bn = child_bn & (px_bn > 0) & (u_bn * mass_bn < px_bn)
+      found_b = walking_b & jnp.any(ok_bn, axis=1)
+      nxt_b = jnp.argmax(ok_bn, axis=1).astype(jnp.int32)
+      # If every child was rejected: p with all children's tokens removed (unnormalised).
+      p_bv = p_bv.at[jnp.arange(b)[:, None], t.tokens_bn].multiply(
+          jnp.where(child_bn, 0.0, 1.0))
       # Rows that stop here sample from this node's residual.
       resid_bv = jnp.where((walking_b & ~found_b)[:, None], p_bv, resid_bv)
     walking_b &= found_b
