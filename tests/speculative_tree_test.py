@@ -181,3 +181,20 @@ def test_sharded_tree_sampler_equals_one_device(target, temperature):
   np.testing.assert_array_equal(sharded.tokens_bt, single.tokens_bt)
   np.testing.assert_array_equal(sharded.length_b, single.length_b)
   np.testing.assert_allclose(sharded.logp_bt, single.logp_bt, atol=1e-5)
+
+
+@_HEAVY
+@pytest.mark.parametrize("kind", ["model", "eagle"])
+def test_one_wide_tree_is_the_chain(target, kind):
+  """top_k = 1, depth = k, N = k + 1 drafts exactly the chain's k tokens each round: identical
+  outputs and the same mean accepted length (greedy), for both drafters' tree and chain paths."""
+  tokens, mask = _prompts(3)
+  sp = S.SamplingParams(max_new_tokens=24, temperature=0.0)
+  drafter, dp = _drafter(kind, target)
+  chain = SP.sample(CFG, target, drafter, dp, tokens, mask, jax.random.key(0), sp,
+                    SP.SpecParams(num_draft=3), num_samples=2)
+  tree = ST.sample(CFG, target, drafter, dp, tokens, mask, jax.random.key(0), sp,
+                   ST.TreeParams(top_k=1, depth=3, num_nodes=4), num_samples=2)
+  np.testing.assert_array_equal(tree.tokens_bt, chain.tokens_bt)
+  np.testing.assert_allclose(tree.logp_bt, chain.logp_bt, atol=1e-5)
+  assert float(tree.mean_accepted) == pytest.approx(float(chain.mean_accepted), abs=1e-6)

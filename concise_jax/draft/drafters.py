@@ -47,8 +47,14 @@ class DraftState:
 
 
 def _rewind(state: DraftState) -> transformer.KVCache:
+  """Drops the provisional steps: moves the write offset back and marks their slots invalid
+  (left valid, the re-fed block would also attend to the stale draft entries, future ones
+  included)."""
   c = state.cache
-  return c.replace(end=c.end - state.n_spec, pos_b=c.pos_b - state.n_spec)
+  end_b = V.row_ends(c) - state.n_spec
+  rel_bs = jnp.arange(c.valid_bs.shape[1])[None, :] - end_b[:, None]
+  stale_bs = (rel_bs >= 0) & (rel_bs < state.n_spec)
+  return c.replace(valid_bs=c.valid_bs & ~stale_bs, end=end_b, pos_b=c.pos_b - state.n_spec)
 
 
 def _gather_w(x_bw, idx_b):
