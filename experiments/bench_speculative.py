@@ -46,8 +46,9 @@ _CASES = flags.DEFINE_string(
     "1:0:0+8192,4:0:8192 (each batch/temperature compiles its samplers: minutes on a busy CPU).")
 _NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Draft length k.")
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Timed runs per decoder (median reported).")
-_TREE = flags.DEFINE_string("tree", "", "K:D:N: also time the EAGLE-2 dynamic tree (top-K children, "
-                            "depth D, N verified nodes per row), e.g. 4:4:16. Empty: chain only.")
+_TREE = flags.DEFINE_string("tree", "", "K:D:N: also time the EAGLE-2 dynamic tree (top-K "
+                            "children, depth D, N verified nodes per row), e.g. 4:4:16. Empty: "
+                            "chain only.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 128, "Completion budget (quick: 64).")
 _START_AT = flags.DEFINE_string("start_at", None, "HH:MM UTC: compile, then wait for this time "
                                 "and reload the draft head before timing.")

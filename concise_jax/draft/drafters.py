@@ -103,7 +103,8 @@ class EagleDrafter:
     attend = lambda q, k, v: V.block_attention(q, k, v, cache.k_bksh[0], cache.v_bksh[0],
                                                cache.valid_bs, mask_bee, self.cfg)
     x = head_lib.fc_input(self.cfg, dp["head"], tp, tok_be, feat_bed)
-    out_bed, _ = head_lib._layer(self.cfg, dp["head"]["layer"], x, cos, sin, attend)  # pylint: disable=protected-access
+    layer = head_lib._layer  # pylint: disable=protected-access
+    out_bed, _ = layer(self.cfg, dp["head"]["layer"], x, cos, sin, attend)
     b, e, d = out_bed.shape
     return self._logits(dp, tp, out_bed.reshape(b * e, d)).reshape(b, e, -1), out_bed
 

@@ -39,6 +39,7 @@ the accepted path as a chain (`drafter.commit`). Stop rules, log-probs, per-row 
 token buffers are the chain sampler's (`rollout.speculative`): one round emits at most
 depth + 1 tokens per row.
 """
+# pylint: disable=protected-access   (the chain sampler's state, emit and pinning helpers)
 import dataclasses
 import functools
 
@@ -234,7 +235,7 @@ def _round(tcfg, drafter, tp, dp, sp, tree: TreeParams, key, budget_b,
   logits_bnv, feat_bnd, cache = V.verify(tcfg, tp, t.tokens_bn, state.cache, depth_w=t.depth_bn,
                                          block_mask_ww=t.mask_bnn)
   b, n, v = logits_bnv.shape
-  logp_bnv = SP._target_logp(logits_bnv.reshape(b * n, v), sp).reshape(b, n, v)  # pylint: disable=protected-access
+  logp_bnv = SP._target_logp(logits_bnv.reshape(b * n, v), sp).reshape(b, n, v)
   path_bw, m_b, y_b = accept(jax.random.fold_in(key, 1), logp_bnv, t, tree.depth, sp)
   w = tree.depth + 1
   j_w = jnp.arange(w)
@@ -245,7 +246,7 @@ def _round(tcfg, drafter, tp, dp, sp, tree: TreeParams, key, budget_b,
   logp_path_bwv = _gather(logp_bnv, path_bw)
   logp_emit_bw = jnp.take_along_axis(logp_path_bwv, next_bw[..., None], axis=-1)[..., 0]
   live_b = ~state.done_b
-  fields, _ = SP._emit(state, next_bw, jnp.where(j_w[None] <= m_b[:, None], logp_emit_bw, 0.0),  # pylint: disable=protected-access
+  fields, _ = SP._emit(state, next_bw, jnp.where(j_w[None] <= m_b[:, None], logp_emit_bw, 0.0),
                        m_b + 1, budget_b, sp)
   n_keep_b = jnp.where(live_b, m_b + 1, 0)
   cache = keep_path(cache, path_bw, n, n_keep_b)
@@ -284,10 +285,10 @@ def sample(tcfg: ModelConfig, params: dict, drafter, draft_params: dict,
   budget_b = jnp.full((b,), t, jnp.int32) if budget_b is None else jnp.minimum(budget_b, t)
   state = init_state(tcfg, drafter, params, draft_params, prompt_tokens_ps, prompt_mask_ps, key,
                      sp, tree, num_samples, budget_b)
-  state = SP._pin_rows(layout, state, b)  # pylint: disable=protected-access
+  state = SP._pin_rows(layout, state, b)
   loop_params = transformer.unstack_layers(params)
   step_fn = functools.partial(_round, tcfg, drafter, loop_params,
                               drafter.prepare(draft_params, loop_params), sp, tree, key, budget_b)
-  pinned_step = lambda st: SP._pin_rows(layout, step_fn(st), b)  # pylint: disable=protected-access
+  pinned_step = lambda st: SP._pin_rows(layout, step_fn(st), b)
   state = jax.lax.while_loop(lambda st: (st.round < t) & ~jnp.all(st.done_b), pinned_step, state)
   return SP.finalize(state, sp)
