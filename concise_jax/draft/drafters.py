@@ -13,6 +13,15 @@ target_params, state, ...)`; the sampler never asks which kind it has:
       the target's correction/bonus token), feat_bwd the target's features at those positions,
       n_keep_b how many are real. dlogits come from the last real one.
 
+Tree drafting (EAGLE-2, arXiv 2406.16858; `rollout.speculative_tree`) adds one pure method:
+
+  tree_block(dp, tp, state, tok_be, feat_bed, depth_e, mask_bee) -> (dlogits_bev, feat_bed)
+      scores E tree nodes at once over the committed draft cache without writing it: node e
+      sits `depth_e[e]` tokens after the pending one and attends to the cache plus the nodes
+      `mask_bee[:, e]` marks (its ancestors and itself). `feat_bed` is each node's input
+      feature (EAGLE: its parent's predicted feature, `state.feat_bd` for depth-1 nodes);
+      returns the draft logits for each node's children and each node's predicted feature.
+
 `dlogits_bv` are over the draft vocabulary [B, Vd]; `to_target(dp, ids)` maps draft ids to
 target ids. `draft_params` is {"head", "vocab_ids"} for EAGLE and {"params"} for a model draft;
 `prepare(dp, tp)` precomputes loop constants from them once, outside the decode loop.
@@ -24,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from concise_jax.draft import head as head_lib
+from concise_jax.models import layers as L
 from concise_jax.models import transformer
 from concise_jax.models import verification as V
 from concise_jax.models.config import ModelConfig
@@ -37,8 +47,14 @@ class DraftState:
 
 
 def _rewind(state: DraftState) -> transformer.KVCache:
+  """Drops the provisional steps: moves the write offset back and marks their slots invalid
+  (left valid, the re-fed block would also attend to the stale draft entries, future ones
+  included)."""
   c = state.cache
-  return c.replace(end=c.end - state.n_spec, pos_b=c.pos_b - state.n_spec)
+  end_b = V.row_ends(c) - state.n_spec
+  rel_bs = jnp.arange(c.valid_bs.shape[1])[None, :] - end_b[:, None]
+  stale_bs = (rel_bs >= 0) & (rel_bs < state.n_spec)
+  return c.replace(valid_bs=c.valid_bs & ~stale_bs, end=end_b, pos_b=c.pos_b - state.n_spec)
 
 
 def _gather_w(x_bw, idx_b):
@@ -80,6 +96,18 @@ class EagleDrafter:
     state = DraftState(cache=cache, feat_bd=out_b1d[:, 0], n_spec=state.n_spec + 1)
     return state, self._logits(dp, tp, out_b1d[:, 0])
 
+  def tree_block(self, dp, tp, state, tok_be, feat_bed, depth_e, mask_bee):
+    cache = state.cache
+    positions_be = cache.pos_b[:, None] + depth_e[None, :] - 1
+    cos, sin = L.rope_cos_sin(positions_be, L.rope_inv_freq(self.cfg))
+    attend = lambda q, k, v: V.block_attention(q, k, v, cache.k_bksh[0], cache.v_bksh[0],
+                                               cache.valid_bs, mask_bee, self.cfg)
+    x = head_lib.fc_input(self.cfg, dp["head"], tp, tok_be, feat_bed)
+    layer = head_lib._layer  # pylint: disable=protected-access
+    out_bed, _ = layer(self.cfg, dp["head"]["layer"], x, cos, sin, attend)
+    b, e, d = out_bed.shape
+    return self._logits(dp, tp, out_bed.reshape(b * e, d)).reshape(b, e, -1), out_bed
+
   def commit(self, dp, tp, state, next_bw, feat_bwd, n_keep_b):
     out_bwd, cache = head_lib.head_block(self.cfg, dp["head"], tp, next_bw, feat_bwd,
                                          _rewind(state))
@@ -116,6 +144,12 @@ class ModelDrafter:
                        n_spec=jnp.zeros((), jnp.int32))
     cache, logits_bv = self._feed(dp, state, first_b[:, None], jnp.ones_like(first_b))
     return state.replace(cache=cache), logits_bv
+
+  def tree_block(self, dp, tp, state, tok_be, feat_bed, depth_e, mask_bee):
+    del tp
+    logits_bev, _, _ = V.verify(self.cfg, dp["params"], tok_be, _rewind(state),
+                                depth_w=depth_e - 1, block_mask_ww=mask_bee)
+    return logits_bev, feat_bed
 
   def step(self, dp, tp, state, tok_b):
     del tp

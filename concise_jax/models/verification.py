@@ -56,7 +56,7 @@ def block_attention(q_bwnh, k_new_bwkh, v_new_bwkh, k_cache_bksh, v_cache_bksh, 
     q_bwnh: block queries [B, W, N, H]; k_new_bwkh, v_new_bwkh: block keys/values [B, W, K, H].
     k_cache_bksh, v_cache_bksh: the cache [B, K, S, H]; valid_bs: [B, S] attendable slots.
     block_mask_ww: [W, W] bool, True where block query i may attend block key j (causal for a
-      chain; ancestor mask for a tree).
+      chain; ancestor mask for a tree), or [B, W, W] when every row has its own tree.
   Returns:
     [B, W, N, H].
   """
@@ -66,6 +66,8 @@ def block_attention(q_bwnh, k_new_bwkh, v_new_bwkh, k_cache_bksh, v_cache_bksh, 
   cached = jnp.einsum("bkgwh,bksh->bkgws", q_bkgwh, k_cache_bksh).astype(jnp.float32) * h**-0.5
   cached = jnp.where(valid_bs[:, None, None, None, :], cached, _NEG_INF)
   own = jnp.einsum("bkgwh,bukh->bkgwu", q_bkgwh, k_new_bwkh).astype(jnp.float32) * h**-0.5
+  if block_mask_ww.ndim == 3:   # per-row tree masks: broadcast over the kv-head and group axes
+    block_mask_ww = block_mask_ww[:, None, None]
   own = jnp.where(block_mask_ww, own, _NEG_INF)
   probs = jax.nn.softmax(jnp.concatenate([cached, own], axis=-1), axis=-1)
   probs = probs.astype(v_new_bwkh.dtype)
@@ -111,8 +113,10 @@ def verify(cfg: ModelConfig, params: dict, tokens_bw: jax.Array, cache: transfor
   Args:
     tokens_bw: [B, W] int32; column 0 is the pending (already chosen, not yet cached) token.
     cache: cache with per-row `end` (from `prefill_with_features` or `commit`).
-    depth_w: [W] position offset of each block token (default arange(W): a chain).
-    block_mask_ww: [W, W] bool attention inside the block (default causal: a chain).
+    depth_w: [W] position offset of each block token (default arange(W): a chain), or [B, W]
+      per row (a tree's node depths).
+    block_mask_ww: [W, W] bool attention inside the block (default causal: a chain), or
+      [B, W, W] per row (each row's ancestor mask).
     return_logits: also return logits [B, W, V] f32 (else None).
   Returns:
     (logits [B, W, V] or None, final-normed features [B, W, D], cache with the block written).
@@ -122,7 +126,8 @@ def verify(cfg: ModelConfig, params: dict, tokens_bw: jax.Array, cache: transfor
   depth_w = jnp.arange(w) if depth_w is None else depth_w
   block_mask_ww = jnp.tril(jnp.ones((w, w), bool)) if block_mask_ww is None else block_mask_ww
   end_b = row_ends(cache)
-  cos, sin = L.rope_cos_sin(cache.pos_b[:, None] + depth_w[None, :], L.rope_inv_freq(cfg))
+  depth_bw = depth_w if depth_w.ndim == 2 else depth_w[None, :]
+  cos, sin = L.rope_cos_sin(cache.pos_b[:, None] + depth_bw, L.rope_inv_freq(cfg))
   x_bwd = transformer._embed(cfg, params, tokens_bw)  # pylint: disable=protected-access
   new_k, new_v = [], []
   for i, p in enumerate(params["layers"]):
