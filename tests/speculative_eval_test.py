@@ -1,4 +1,4 @@
-"""`python -m concise_jax.eval --speculative=eagle` gives the plain greedy completions."""
+"""`python -m concise_jax.eval --speculative=eagle|eagle_tree` gives the plain greedy completions."""
 import json
 import os
 import subprocess
@@ -26,11 +26,14 @@ def _cli(out, *extra):
 
 
 @pytest.mark.integration   # two CLI processes, each compiling its sampler
-def test_eval_cli_speculative_matches_plain_greedy(tmp_path):
+@pytest.mark.parametrize("spec_flags", [
+    ("--speculative=eagle", "--num_draft=3"),
+    ("--speculative=eagle_tree", "--tree_top_k=2", "--tree_depth=2", "--tree_nodes=5")])
+def test_eval_cli_speculative_matches_plain_greedy(tmp_path, spec_flags):
   cfg, params, _ = tiny.load_tiny(0)
   checkpoint.save(str(tmp_path / "draft"), init_head(cfg, params, jax.random.key(0)),
                   np.arange(cfg.vocab_size), {})
   plain = _cli(str(tmp_path / "plain"))
-  spec = _cli(str(tmp_path / "spec"), "--speculative=eagle", f"--draft={tmp_path / 'draft'}",
-              "--draft_vocab=0", "--num_draft=3")
+  spec = _cli(str(tmp_path / "spec"), *spec_flags, f"--draft={tmp_path / 'draft'}",
+              "--draft_vocab=0")
   assert json.dumps(plain, sort_keys=True) == json.dumps(spec, sort_keys=True)

@@ -58,11 +58,18 @@ _STEERING_RULE = flags.DEFINE_enum(
     "last = the last prompt token and every generated token).")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show tqdm progress bars.")
 _SPECULATIVE = flags.DEFINE_enum(
-    "speculative", "off", ["off", "eagle"], "Lossless speculative decoding with an EAGLE head.")
+    "speculative", "off", ["off", "eagle", "eagle_tree"],
+    "Lossless speculative decoding with an EAGLE head: a chain of --num_draft tokens, or an "
+    "EAGLE-2 dynamic tree (--tree_top_k/--tree_depth/--tree_nodes; accepts fewer tokens than "
+    "the chain when sampling).")
 _DRAFT = flags.DEFINE_string("draft", None, "Draft head: a `python -m concise_jax.draft` dir or "
                              "a training workdir holding draft/; default: --checkpoint's "
                              "workdir when it trained one (rollout.speculative).")
 _NUM_DRAFT = flags.DEFINE_integer("num_draft", 4, "Drafted tokens per target forward.")
+_TREE_TOP_K = flags.DEFINE_integer("tree_top_k", 4, "eagle_tree: children per expanded node.")
+_TREE_DEPTH = flags.DEFINE_integer("tree_depth", 4, "eagle_tree: draft levels.")
+_TREE_NODES = flags.DEFINE_integer("tree_nodes", 16, "eagle_tree: nodes the target verifies "
+                                   "per forward (root included).")
 _DRAFT_VOCAB = flags.DEFINE_integer("draft_vocab", 8192, "Reduced draft vocabulary; 0 = full.")
 _SPEC_MAX_BATCH = flags.DEFINE_integer("speculative_max_batch", 4,
                                        "Speculate only on chunks of at most this many rows.")
@@ -102,7 +109,7 @@ def _draft_dir() -> str:
   ckpt = _CHECKPOINT.value or ""
   if os.path.isdir(os.path.join(ckpt, "draft")):
     return ckpt
-  raise app.UsageError("--speculative=eagle needs --draft (a draft dir or a training workdir "
+  raise app.UsageError(f"--speculative={_SPECULATIVE.value} needs --draft (a draft dir or a training workdir "
                        "holding draft/)")
 
 
@@ -115,16 +122,24 @@ def main(argv):
                                                                data_dir=_DATA_DIR.value))
               for s in specs}  # load every dataset first: a bad spec fails before the model
   policy = runner.load_policy(_CHECKPOINT.value)
-  if _SPECULATIVE.value == "eagle":
+  if _SPECULATIVE.value != "off":
     # The speculative sampler decodes on one device (it is not sharded yet).
     if jax.process_count() > 1 or _STEERING.value:
       raise app.UsageError("--speculative runs in a single process, without --steering")
     from concise_jax import draft  # pylint: disable=import-outside-toplevel
     from concise_jax.draft import checkpoint as draft_ckpt  # pylint: disable=import-outside-toplevel
-    from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
+    from concise_jax.rollout import speculative, speculative_tree  # pylint: disable=import-outside-toplevel
+    if _SPECULATIVE.value == "eagle_tree":
+      try:
+        spec = speculative_tree.TreeParams(top_k=_TREE_TOP_K.value, depth=_TREE_DEPTH.value,
+                                           num_nodes=_TREE_NODES.value)
+      except ValueError as e:
+        raise app.UsageError(f"--tree_top_k/--tree_depth/--tree_nodes: {e}") from e
+    else:
+      spec = speculative.SpecParams(num_draft=_NUM_DRAFT.value)
     policy = dataclasses.replace(policy, speculative=(
         draft.EagleDrafter(policy.cfg), draft_ckpt.load(_draft_dir(), _DRAFT_VOCAB.value),
-        speculative.SpecParams(num_draft=_NUM_DRAFT.value), _SPEC_MAX_BATCH.value))
+        spec, _SPEC_MAX_BATCH.value))
   else:
     policy = runner.place_on_mesh(policy, tuple(int(x) for x in _MESH.value))
   per_dataset = {}

@@ -46,8 +46,9 @@ class Policy:
   params: Any
   tokenizer: Any
   layout: sharding.Layout | None = None
-  # (drafter, draft_params, SpecParams, max_batch) to decode with lossless speculative sampling
-  # (rollout/speculative.py) on chunks of at most max_batch rows, on one device; None = plain.
+  # (drafter, draft_params, SpecParams | TreeParams, max_batch) to decode with lossless
+  # speculative sampling (rollout/speculative.py, a chain; speculative_tree.py, a tree) on
+  # chunks of at most max_batch rows, on one device; None = plain.
   speculative: Any = None
 
 
@@ -260,10 +261,12 @@ def _decode_chunk(policy: Policy, tokens, mask, key, sp, g: int, keep: int, stee
   it took, and the decode row-steps it ran."""
   t0 = time.perf_counter()
   if policy.speculative is not None and tokens.shape[0] * g <= policy.speculative[3]:
-    from concise_jax.rollout import speculative  # pylint: disable=import-outside-toplevel
+    from concise_jax.rollout import speculative, speculative_tree  # pylint: disable=import-outside-toplevel
     drafter, dp, spec, _ = policy.speculative
-    out = speculative.sample(policy.cfg, policy.params, drafter, dp, tokens, mask, key, sp, spec,
-                             num_samples=g)
+    sample_fn = (speculative_tree.sample if isinstance(spec, speculative_tree.TreeParams)
+                 else speculative.sample)   # a chain's SpecParams or a tree's TreeParams
+    out = sample_fn(policy.cfg, policy.params, drafter, dp, tokens, mask, key, sp, spec,
+                    num_samples=g)
     rows = np.arange(out.length_b.shape[0])
     sampled = mesh_sampling.MeshSample(out=distributed.fetch(out), rows=rows,
                                        owner=np.zeros_like(rows))
