@@ -1,5 +1,5 @@
-"""Test setup: 8 simulated CPU devices compiled without LLVM optimisation, bounded compiled-program
-XLA compilation cache per session.
+"""Test setup: 8 simulated CPU devices compiled without LLVM optimisation, bounded
+compiled-program memory maps, and (opt-in) one XLA compilation cache per session.
 
 Both must be set before anything imports jax. With CONCISE_JAX_TEST_CACHE=1 the cache is a
 fresh directory per session, set through JAX_* environment variables so the trainer
