@@ -142,6 +142,7 @@ def test_l1_without_a_stated_budget_says_how_to_get_one():
     rewards.REWARDS.get("l1_exact")(batch, (), group_size=1)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_per_prompt_caps_bound_lengths_and_count_as_truncation_and_templates_only_state():
   config = palu.get_config("model=tiny,runlocal")
   model_cfg, params, tokenizer = trainer_lib.load_model(config)

@@ -37,6 +37,7 @@ def _live_head(target):
   return {**head, "layer": layer}
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_cached_block_pass_equals_full_pass(target):
   seq, mask, _, _ = _seqs(target, n=3, t=8)
   s = 8 + 3

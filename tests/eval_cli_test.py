@@ -38,6 +38,7 @@ def _load(out):
   return results, records
 
 
+@pytest.mark.integration   # the module's CLI run: end to end
 def test_json_fields_and_consistency(run_dir):
   out, _ = run_dir
   results, records = _load(out)
@@ -63,6 +64,7 @@ def test_json_fields_and_consistency(run_dir):
     assert t["tokens"] <= t["row_steps"] <= completions * MAX_NEW * 4
 
 
+@pytest.mark.integration   # the module's CLI run: end to end
 def test_completions_verify_to_the_reported_counts(run_dir):
   """Re-checking every saved completion reproduces the counts, lengths and truncation flags."""
   out, _ = run_dir
@@ -80,6 +82,7 @@ def test_completions_verify_to_the_reported_counts(run_dir):
       sum(s["truncated"] for s in all_samples) / (5 * K))
 
 
+@pytest.mark.integration   # the module's CLI run: end to end
 def test_markdown_table_written_and_printed(run_dir):
   out, stdout = run_dir
   results, _ = _load(out)
@@ -101,6 +104,7 @@ def test_bad_data_specs_name_the_problem():
     runner.load_examples("mawps:/x.jsonl?difficulty=2", 3, 0)
 
 
+@pytest.mark.integration   # the module's CLI run: end to end
 def test_padding_the_last_chunk_changes_no_result(run_dir):
   """The CLI ran 5 examples in chunks of 4 (last chunk padded); one chunk of 5 agrees."""
   out, _ = run_dir

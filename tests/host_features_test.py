@@ -195,6 +195,7 @@ def test_monitor_schedule_and_refresh():
 
 # ---- sampler entropy --------------------------------------------------------------------------------
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_sampler_entropy_flag():
   cfg = tiny.tiny_config()
   params = models.init_params(cfg, jax.random.key(0))

@@ -1,14 +1,13 @@
 """Every experiment file in configs/ is wired up on the tiny random model.
 
-The smoke test of the method library. Default suite, for every config: it validates; its
+The smoke test of the method library. Default suite, for every config: it validates, and its
 reward, group filter and budget schedule run (jitted, as the trainer runs them) on a synthetic
-rollout; and its update is lowered (traced to StableHLO, not compiled) on the batch they
-produce, so a method whose loss, advantage or KL does not fit the update fails here in seconds.
-Numbers are checked by each method's own golden tests; this checks the wiring.
-
-Two representative configs also train two steps end to end by default (LoRA adapters;
-a stateful reward with a host feature and monitor refresh); the other configs train in the
-integration step, as each compiles its own update and sampler.
+rollout. Its update is lowered (traced to StableHLO, not compiled) on the batch they produce,
+so a method whose loss, advantage or KL does not fit the update fails in seconds: two
+representative configs by default (LoRA adapters; a stateful reward with a host feature and
+monitor refresh), every config in the integration step, where every config also trains two
+steps end to end (each compiles its own update and sampler). Numbers are checked by each
+method's own golden tests; this checks the wiring.
 """
 import functools
 import math
@@ -31,7 +30,7 @@ CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
 # quickstart: LoRA adapters + GRPO-λ; laser_de: a stateful reward fed by a host feature
 # (repetition) and the monitor-set band refresh. DAPO's refill loop is unit-tested in
 # filters_test; its end-to-end run (several rollout batches per step) is integration.
-TRAINED_BY_DEFAULT = {"quickstart", "laser_de"}
+LOWERED_BY_DEFAULT = {"quickstart", "laser_de"}
 
 
 def _tiny_two_step_config(name):
@@ -124,7 +123,9 @@ def test_reward_filter_and_budget_run_on_a_synthetic_rollout(name):
   assert before == after
 
 
-@pytest.mark.parametrize("name", CONFIG_FILES)
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=() if n in LOWERED_BY_DEFAULT else pytest.mark.integration)
+    for n in CONFIG_FILES])
 def test_update_lowers_on_the_scored_batch(name):
   _, fns, state, frozen, _, batch, _, _ = _scored(name)
   lowered = fns.update.lower(state, frozen, batch)
@@ -134,9 +135,8 @@ def test_update_lowers_on_the_scored_batch(name):
     assert metrics_out[key].shape == (), key
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=() if n in TRAINED_BY_DEFAULT else pytest.mark.integration)
-    for n in CONFIG_FILES])
+@pytest.mark.integration   # ~1 min per config here; the default suite lowers the update instead
+@pytest.mark.parametrize("name", CONFIG_FILES)
 def test_config_trains_two_steps_on_the_tiny_model(name, tmp_path):
   config = _tiny_two_step_config(name)
   assert config_check.validate(config) == []

@@ -86,6 +86,7 @@ def straight(tmp_path_factory):
   return workdir, train.run(config(), str(workdir))
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_draft_loss_falls_and_agreement_rises(straight):
   workdir, result = straight
   assert result.step == STEPS and not result.halted
@@ -106,6 +107,7 @@ def test_draft_loss_falls_and_agreement_rises(straight):
   _assert_trees_equal(jax.device_get(result.state.draft.head), jax.device_get(exported["head"]))
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_resume_reproduces_straight_run_bit_exactly(straight, tmp_path):
   workdir, result = straight
   first = train.run(config(), str(tmp_path), stop_at_step=STOP)
@@ -120,6 +122,7 @@ def test_resume_reproduces_straight_run_bit_exactly(straight, tmp_path):
   assert _rows(workdir) == _rows(tmp_path)     # draft/loss and draft/accept_len included
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_greedy_rollouts_are_the_same_with_and_without_speculation(straight):
   """Same params and key: the trained head changes how fast, never what is sampled."""
   _, result = straight

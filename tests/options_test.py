@@ -305,6 +305,7 @@ LOWERING_CASES = [
 ]
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_lowered_update_changes_iff_the_spec_does(tiny):
   config = _config()
   base_spec, base_text = _spec(config), _lowered(tiny, config)

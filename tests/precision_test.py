@@ -16,6 +16,7 @@ def _model(dtype):
   return trainer_lib.load_model(config)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_bf16_compute_logprobs_close_to_f32():
   from concise_jax.models import transformer  # pylint: disable=import-outside-toplevel
   cfg32, params, _ = _model("float32")

@@ -32,7 +32,8 @@ def _both(cfg, params, batch):
   return joint, shared
 
 
-@pytest.mark.parametrize("remat", [False, pytest.param(True, marks=pytest.mark.integration)])
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
+@pytest.mark.parametrize("remat", [False, True])
 def test_shared_prompt_forward_equals_the_joint_forward(remat):
   cfg = tiny.tiny_config(remat=remat)
   params = models.init_params(cfg, jax.random.key(0))
@@ -42,7 +43,8 @@ def test_shared_prompt_forward_equals_the_joint_forward(remat):
   np.testing.assert_allclose(np.where(mask, shared, 0), np.where(mask, joint, 0), atol=2e-5)
 
 
-@pytest.mark.parametrize("use_lora", [False, pytest.param(True, marks=pytest.mark.integration)])
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
+@pytest.mark.parametrize("use_lora", [False, True])
 def test_gradients_through_the_shared_prompt_equal_the_joint_ones(use_lora):
   cfg = tiny.tiny_config()
   params = models.init_params(cfg, jax.random.key(1))
@@ -83,6 +85,7 @@ def test_completion_logp_with_prompt_groups_equals_the_joint_one():
     np.testing.assert_allclose(a * mask_bt, b * mask_bt, atol=2e-5)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_update_with_shared_prompts_equals_the_per_row_update():
   """One training step (KL reference pass, two PPO epochs: old log-prob pass) with
   `train.share_prompt` on and off: same rollout, same loss and the same new params."""

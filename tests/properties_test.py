@@ -86,7 +86,9 @@ def _reward_batch(correct, length, seed):
   return testing.with_optional_fields(batch, seed=seed)
 
 
-@pytest.mark.parametrize("name", REWARDS.names())
+@pytest.mark.parametrize("name", [  # one reward by default; every reward in integration
+    pytest.param(n, marks=() if i == 0 else pytest.mark.integration)
+    for i, n in enumerate(REWARDS.names())])
 @FAST
 @given(correct=_CORRECT, length=_LENGTH, seed=st.integers(0, 2**16))
 def test_reward_is_finite_shaped_and_group_permutation_invariant(name, correct, length, seed):
@@ -113,7 +115,9 @@ def _loss(name):
                                    **common.POLICY_LOSS_DEFAULTS[name]))
 
 
-@pytest.mark.parametrize("name", POLICY_LOSSES.names())
+@pytest.mark.parametrize("name", [  # one loss by default; every loss in integration
+    pytest.param(n, marks=() if i == 0 else pytest.mark.integration)
+    for i, n in enumerate(POLICY_LOSSES.names())])
 @FAST
 @given(seed=st.integers(0, 2**16), scale=st.sampled_from([0.0, 0.1, 1.0, 5.0, 60.0]),
        adv_scale=st.sampled_from([0.0, 1.0, 100.0]))

@@ -14,6 +14,7 @@ def _loss(cfg, params, tokens):
   return jax.nn.log_softmax(logits)[..., 3].mean()
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_policies_give_the_same_gradient_and_order_memory():
   base = tiny.tiny_config()
   params = models.init_params(base, jax.random.key(0))

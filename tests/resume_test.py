@@ -13,6 +13,8 @@ from concise_jax import train
 from concise_jax.train import checkpoint
 from configs import grpo_lambda
 
+pytestmark = pytest.mark.integration   # 10-step training runs: end to end
+
 STEPS = 10
 EPOCH_STEPS = 8   # 32 prompts / 4 per step: step 8 ends the first epoch exactly
 GOOD_STEPS = 2    # the NaN test needs one good checkpoint to fall back to, not an epoch

@@ -2,6 +2,7 @@
 and `entropy_weight_bt` weights the entropy bonus, on the tiny model."""
 import jax
 import numpy as np
+import pytest
 
 from concise_jax import data, sharding
 from concise_jax.train import loop, rollout_step, step
@@ -9,6 +10,7 @@ from concise_jax.train import trainer as trainer_lib
 from configs import grpo
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_advantage_bonus_and_entropy_weight_reach_the_loss():
   config = grpo.get_config("model=tiny,runlocal")
   config.kl.coef = 0.0                 # no reference forward

@@ -40,6 +40,7 @@ def test_same_key_same_tokens_different_key_different(params):
   assert a.tokens_bt.shape == (4, 12)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_greedy_matches_argmax_of_full_forward(params):
   tokens, mask = _prompts()
   sp = rollout.SamplingParams(max_new_tokens=6, temperature=0.0)

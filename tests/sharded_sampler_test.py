@@ -23,6 +23,7 @@ def _placed(params, mesh_shape):
   return distributed.put(params, shardings), layout
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_sharded_rollout_equals_one_device(params, temperature):
   tokens, mask = rollout.left_pad([[5, 6, 7], [8, 9, 10, 11, 12], [3], [4, 4]], pad_id=0,
@@ -51,6 +52,7 @@ def test_decode_state_rows_are_split_over_the_batch_axes(params):
   assert shard_rows == {2} and len(out.tokens_bt.sharding.device_set) == 8
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_resharded_params_decode_without_per_token_fsdp_collectives():
   """On an fsdp mesh, training-layout weights cost all-reduces at every decoded token;
   `rollout.reshard_params` gathers them once, leaving only the loop's "all done?" test."""

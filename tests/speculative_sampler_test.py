@@ -38,6 +38,7 @@ _HEAVY = pytest.mark.integration   # each case compiles two samplers: seconds ea
 @pytest.mark.parametrize("batch,kind,k", [
     (3, "model", 3), pytest.param(1, "model", 2, marks=_HEAVY),
     pytest.param(8, "model", 4, marks=_HEAVY), pytest.param(3, "eagle", 3, marks=_HEAVY)])
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_greedy_matches_plain_with_eos_inside_accepted_runs(target, batch, kind, k):
   tokens, mask = _prompts(batch)
   free = S.sample(CFG, target, tokens, mask, jax.random.key(0),

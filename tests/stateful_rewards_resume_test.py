@@ -22,8 +22,10 @@ def _config(name):
 
 
 # CEEH's tables are plain device state (the path every stateful reward takes); the host hook of
-# LASER-DE is the new risk, so only it runs by default.
-@pytest.mark.parametrize("name", ["laser_de", pytest.param("ceeh", marks=pytest.mark.slow)])
+# LASER-DE is the new risk, so only it runs in CI (integration: three training runs).
+@pytest.mark.parametrize("name", [
+    pytest.param("laser_de", marks=pytest.mark.integration),
+    pytest.param("ceeh", marks=pytest.mark.slow)])
 def test_resume_is_bit_exact(name, tmp_path):
   config = _config(name)
   straight = train.run(config, str(tmp_path / "straight"))

@@ -58,6 +58,7 @@ def test_injection_at_the_extraction_index(model, vector):
                              atol=1e-5)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 @pytest.mark.parametrize("rule,steered_positions", [("last", [5]), ("all", list(range(6)))])
 def test_position_rule_steers_exactly_those_positions(model, vector, rule, steered_positions):
   cfg, params, _ = model
@@ -80,6 +81,7 @@ def _prompts():
 SP = rollout.SamplingParams(max_new_tokens=10, temperature=0.7)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_zero_strength_is_unsteered_token_for_token(model, vector):
   cfg, params, _ = model
   tokens, mask = _prompts()
@@ -208,6 +210,7 @@ def test_unknown_rule_is_rejected(vector):
   assert transformer.POSITION_RULES["last"] == 1
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_pairs_from_own_samples(model):
   cfg, params, tok = model
   examples = list(data.load_dataset("task:add_1digit", n=2))

@@ -33,6 +33,7 @@ def test_config_defaults_are_unsteered():
   assert rollout_step.steering_from_config(config) is None
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_steered_rollout_records_the_steered_sampler_logp(tmp_path):
   cfg, params, tok = tiny.load_tiny(0)
   config = common.base_config()

@@ -30,6 +30,7 @@ def test_before_after_table_formats_the_eval_metrics():
   assert "| correct per 1k tokens | 2.84 | n/a |" in table
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_run_evaluates_at_step_0_and_at_the_end_and_keeps_step_0_over_a_resume(tmp_path):
   config = quickstart.get_config("model=tiny,runlocal")
   config.train.steps = 3

@@ -56,6 +56,7 @@ def test_merge_is_w_plus_scaled_a_at_b(base):
                                    "b": ("layers", "lora_rank", "embed")}
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_side_branch_equals_merged_weights_in_logits_and_adapter_gradients(base):
   """The training forward's x·A·B branch and the merged W + A·B are the same function of A, B.
 
@@ -106,6 +107,7 @@ def _fixed_batch(group_size=4, prompts=4, t=8, s=8):
   return step.UpdateBatch(rollout=rollout, reward_out=reward_out, keep_b=np.ones(b, bool))
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_lora_update_trains_only_adapters_over_ppo_epochs_and_minibatches():
   config = grpo.get_config("model=tiny,runlocal")
   config.model.lora.rank = 2

@@ -80,6 +80,7 @@ def test_aggregations_are_linear_so_weights_give_global_normalisers(name):
   np.testing.assert_allclose(weighted_n, direct_n, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_grad_accumulation_equals_one_big_batch(setup):
   """2 micro-batches of 8 rows vs one of 16: same loss, gradient norm, metrics and params.
 
@@ -141,6 +142,7 @@ def test_toy_task_loss_decreases(setup):
   assert losses[-1] < losses[0] - 0.015, losses
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_on_policy_update_equals_one_with_a_separate_old_logp_pass(setup):
   """One optimizer step per rollout takes the old log-probs from the training forward itself;
   the result must equal feeding the same policy's log-probs in as precomputed old log-probs."""

@@ -3,6 +3,7 @@ and applies the overlong (truncation) mask; synthetic rollouts on the tiny model
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from concise_jax import sharding, testing, types
 from concise_jax.train import loop, step
@@ -30,6 +31,7 @@ def _run_update(config, *, truncated):
   return sorted(frozen), jax.device_get(metrics)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_kdrl_teacher_is_a_separate_model_with_a_nonzero_kd_term():
   keys, metrics = _run_update(kdrl.get_config("model=tiny,runlocal"), truncated=False)
   assert keys == ["teacher"]
@@ -46,6 +48,7 @@ def test_dph_rl_initial_policy_teacher_matches_the_student_before_any_step():
   assert metrics["policy/pef"] == 0                  # groups [1, 0, 1, 1]: no D_pef group
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_overlong_filtering_removes_truncated_samples_from_the_loss():
   config = dapo.get_config("model=tiny,runlocal")
   config.loss.mask_truncated = True

@@ -31,6 +31,7 @@ def test_param_shapes_and_logical_axes(params):
       jax.tree.structure(params)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_causal_mask_future_tokens_do_not_change_past_logits(params):
   toks = _tokens(2, 8)
   changed = toks.at[:, 5:].set((toks[:, 5:] + 7) % CFG.vocab_size)
@@ -40,6 +41,7 @@ def test_causal_mask_future_tokens_do_not_change_past_logits(params):
   assert np.abs(a[:, 5:] - b[:, 5:]).max() > 1e-3
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_left_padding_does_not_change_logits(params):
   toks = _tokens(1, 6)
   plain, _ = models.forward(CFG, params, toks)
@@ -82,6 +84,7 @@ def test_linear_rope_scaling_divides_frequencies():
   np.testing.assert_allclose(scaled * 4.0, L.rope_inv_freq(CFG), rtol=1e-6)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_gqa_matches_explicit_head_repeat():
   """Query head n uses kv head n // (N/K), like HF repeat_kv (repeat_interleave)."""
   cfg = CFG.replace(n_heads=4, n_kv_heads=2, head_dim=8)
@@ -108,6 +111,7 @@ def test_kv_cache_decode_equals_full_forward(params):
     np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 @pytest.mark.parametrize("write_first_from", [1, 10**9])
 def test_decode_write_order_is_bit_identical_at_large_batch(params, monkeypatch,
                                                             write_first_from):
@@ -133,6 +137,7 @@ def test_decode_write_order_is_bit_identical_at_large_batch(params, monkeypatch,
     np.testing.assert_array_equal(a, b_)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_qwen_biases_and_untied_head_are_used():
   cfg = CFG.replace(qkv_bias=True, tie_embeddings=False)
   params = models.init_params(cfg, jax.random.key(0))
@@ -173,6 +178,7 @@ def test_hidden_states_and_steering(params):
   np.testing.assert_allclose(same, base, atol=1e-6)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_remat_gives_same_gradients(params):
   toks = _tokens(2, 6)
   def loss(p, cfg):
@@ -182,6 +188,7 @@ def test_remat_gives_same_gradients(params):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g1, g2)
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_nnx_module_call_matches_pure_forward():
   model = models.Transformer(CFG, rngs=nnx.Rngs(params=jax.random.key(0)))
   toks = _tokens(1, 4)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from concise_jax import models
 from concise_jax.advantages import gae
@@ -21,6 +22,7 @@ def test_completion_values_are_read_at_the_state_before_each_token():
   np.testing.assert_array_equal(out, [[5.0, 6.0, 7.0, 8.0, 9.0]])   # V(s_0) = last prompt pos
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_trunk_gets_no_gradient_unless_asked():
   cfg, params = _model()
   head = {"w": jnp.ones((cfg.d_model,)), "b": jnp.zeros(())}

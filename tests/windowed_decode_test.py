@@ -35,7 +35,8 @@ def _assert_same(got, want):
   np.testing.assert_allclose(got.logp_bt, want.logp_bt, atol=1e-5)
 
 
-@pytest.mark.parametrize("temperature,stops", [(0.0, ()), (1.0, ((7, 7),))])
+@pytest.mark.parametrize("temperature,stops", [
+    (0.0, ()), pytest.param(1.0, ((7, 7),), marks=pytest.mark.integration)])
 def test_windows_equal_one_sampler_call(params, temperature, stops):
   """Greedy and sampled (the same key folds the same global step), with EOS, a stop sequence
   and per-prompt budgets: 16 tokens in windows of 5 (the last window partial)."""
@@ -51,6 +52,7 @@ def test_windows_equal_one_sampler_call(params, temperature, stops):
   assert int(np.asarray(want.length_b).max()) > 5       # more than one window was needed
 
 
+@pytest.mark.integration  # compiles its own model programs: kept out of the < 5 min default suite
 def test_row_admitted_mid_way_decodes_as_if_alone(params):
   """Group 1 is admitted after group 0 has decoded two windows; each equals its own sampler
   call (greedy)."""
