@@ -61,6 +61,7 @@ def test_single_sample_zero_length_and_masked_rows():
   np.testing.assert_allclose(adv, [[0.70711, 0], [0, 0], [0, 0], [-0.70711, 0]], atol=1e-4)
 
 
+@pytest.mark.integration  # eager XLA compiles: ~3 s on 2 cores
 def test_permuting_groups_permutes_advantages_and_sequence_rewards_fill_tokens():
   rng = np.random.default_rng(0)
   r = rng.normal(size=(6, 5)).astype(np.float32)

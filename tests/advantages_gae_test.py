@@ -113,6 +113,7 @@ def test_egae_estimator_reads_values_and_alive_from_the_batch_features():
   np.testing.assert_allclose(got_targets, targets, rtol=1e-6)   # off the policy mask too
 
 
+@pytest.mark.integration  # eager XLA compiles: ~4 s on 2 cores
 def test_egae_length_rules_for_the_adaptive_lambda():
   """α = 0.05: "current" uses each row's length (l = 3 → λ = 0 after clipping, l = 40 → 0.5);
   "batch_mean" gives every row λ of the mean length 21.5."""

@@ -60,6 +60,7 @@ def test_cached_block_pass_equals_full_pass(target):
   np.testing.assert_allclose(out2, full[:, s + 2:s + 5], atol=1e-4)
 
 
+@pytest.mark.integration  # compiles its own model programs: ~6 s on 2 cores
 def test_chunked_ce_equals_one_chunk(target):
   seq, mask, _, _ = _seqs(target, n=2, t=8)
 

@@ -80,6 +80,7 @@ def smollm2():
   return reader, loading.load_gguf(reader)
 
 
+@pytest.mark.integration  # loads the 135M GGUF (module fixture): ~13 s on 2 cores
 def test_smollm2_config(smollm2):
   _, (cfg, _, _) = smollm2
   assert cfg == config.SMOLLM2_135M

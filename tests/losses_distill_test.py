@@ -71,6 +71,7 @@ def test_dph_rl_forward_kl_only_on_near_perfect_groups():
   np.testing.assert_allclose(grad_none[0], [-0.1, -0.1], rtol=1e-6)         # w = 1
 
 
+@pytest.mark.integration  # eager XLA compiles: ~3 s on 2 cores
 def test_dph_rl_js_golden():
   batch = testing.make_rollout(correct=[1, 1], length=[1, 1], old_logp=np.zeros((2, 1)),
                                teacher_logp_bt=np.full((2, 1), -np.log(2.0)))

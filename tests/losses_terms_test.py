@@ -3,6 +3,7 @@ dual-clip gradient and the entropy bonus's sign."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from concise_jax import losses, testing
 from concise_jax.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
@@ -58,6 +59,7 @@ def test_dual_clip_caps_negative_advantage_loss_and_stops_its_gradient():
                              rtol=1e-6)
 
 
+@pytest.mark.integration  # eager XLA compiles: ~5 s on 2 cores
 def test_entropy_bonus_gradient_raises_entropy():
   # compute_loss subtracts entropy_coef·agg(H): one gradient step on the logits must raise H.
   batch = testing.make_rollout(correct=[1], length=[3])

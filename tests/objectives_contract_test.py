@@ -66,7 +66,9 @@ REFERENCE_GRADIENTS = {
 }
 
 
-@pytest.mark.parametrize("name", POLICY_LOSSES.names())
+@pytest.mark.parametrize("name", [  # dph_rl: ~3 s on 2 cores
+    pytest.param(n, marks=pytest.mark.integration) if n == "dph_rl" else n
+    for n in POLICY_LOSSES.names()])
 def test_policy_loss_gradient_matches_finite_differences(name):
   fn = functools.partial(POLICY_LOSSES.get(name), group_size=G,
                          **common.POLICY_LOSS_DEFAULTS[name])

@@ -178,6 +178,7 @@ def test_override_errors_name_key_type_and_value():
   assert options.override_error(config, "optim.lr", "abc") is None     # not a component option
 
 
+@pytest.mark.integration  # a fresh interpreter that imports the config stack: ~7 s on 2 cores
 def test_config_check_does_not_import_the_training_stack():
   code = ("import json, sys; import concise_jax.config_check, configs.common; "
           f"print(json.dumps([sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules), "
@@ -197,7 +198,9 @@ def _spec(config):
   return step.UpdateSpec.from_config(config)
 
 
-@pytest.mark.parametrize("section", list(options.SECTIONS))
+@pytest.mark.parametrize("section", [
+    pytest.param(s, marks=pytest.mark.integration) if s == "reward" else s
+    for s in options.SECTIONS])
 def test_every_component_option_changes_the_spec_iff_the_update_reads_it(section):
   registry = options.SECTIONS[section]
   for variant in registry.names():
@@ -256,6 +259,7 @@ def test_run_length_and_lora_alpha_matter_only_when_read():
   assert _spec(alpha) != _spec(config)
 
 
+@pytest.mark.integration
 def test_constant_schedule_ignores_the_run_length():
   from concise_jax.train import optim  # pylint: disable=import-outside-toplevel
   for name in step.SCHEDULES_WITHOUT_TOTAL:

@@ -73,6 +73,7 @@ def test_gradients_through_the_shared_prompt_equal_the_joint_ones(use_lora):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-4)
 
 
+@pytest.mark.integration  # compiles its own model programs: ~12 s on 2 cores
 def test_completion_logp_with_prompt_groups_equals_the_joint_one():
   cfg = tiny.tiny_config()
   params = models.init_params(cfg, jax.random.key(4))

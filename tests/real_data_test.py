@@ -48,6 +48,7 @@ def test_math500_boxed_solution_agrees_with_answer_field():
   assert agree >= 495  # >= 99%
 
 
+@pytest.mark.integration  # 600 sympy equivalence checks: ~7 s on 2 cores
 def test_math500_agreement_through_math_verify_alone():
   """The same check without the string/number fast paths, so sympy equivalence is exercised;
   and a negative control (each solution against the next item's answer) must mostly fail."""

@@ -22,6 +22,7 @@ def _step(state, correct, length, prompt_index, group_size=2, **overrides):
   return out, new_state, metrics
 
 
+@pytest.mark.integration  # eager XLA compiles: ~4 s on 2 cores
 def test_three_steps_rewards_and_state():
   state = ceeh.init_ceeh(2)
   # Step 1, both prompts unseen: mean(acc_ema) = −1 → nobody hard; len_ref = 0 → no length term.

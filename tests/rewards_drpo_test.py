@@ -4,6 +4,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from concise_jax import advantages, losses, testing, types
 from concise_jax.rewards import REWARDS
@@ -84,6 +85,7 @@ def _drpo_objective(logp_bt, batch, group_size, lam, tau, pad):
   return j_p.mean()
 
 
+@pytest.mark.integration  # compiles its own model programs: ~10 s on 2 cores
 def test_drpo_pipeline_gradient_equals_the_objective_gradient():
   # reward drpo → advantage dr_grpo → ppo_clip + seq_mean_token_mean at ratio 1 must give
   # ∇ loss = −∇ (1/Q) Σ_q J_q (configs/drpo.py's choices; drpo.py module docstring).

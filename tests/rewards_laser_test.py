@@ -98,6 +98,7 @@ def _targets(length_mn, correct_mn, **kw):
       jnp.asarray(length_mn), jnp.asarray(correct_mn, bool), **kw))
 
 
+@pytest.mark.integration  # eager XLA compiles: ~4 s on 2 cores
 def test_band_targets_from_monitor_golden():
   # n = 3: prompt A 3/3 → high, B 2/3 → medium (acc ≤ 2/3), C 0/3 → low.
   length = [[10, 20, 30], [15, 25, 35], [50, 60, 70]]

@@ -29,6 +29,7 @@ def test_left_pad_buckets_and_masks():
   np.testing.assert_array_equal(mask, [[0, 0, 1, 1], [0, 1, 1, 1]])
 
 
+@pytest.mark.integration  # compiles its own model programs: ~22 s on 2 cores
 def test_same_key_same_tokens_different_key_different(params):
   tokens, mask = _prompts()
   sp = rollout.SamplingParams(max_new_tokens=12, temperature=1.0)
@@ -56,6 +57,7 @@ def test_greedy_matches_argmax_of_full_forward(params):
     seq_mask = jnp.concatenate([seq_mask, jnp.ones_like(nxt[:, None])], axis=1)
 
 
+@pytest.mark.integration
 def test_group_samples_share_prefill_and_match_repeated_prompts(params):
   """G samples of a prompt equal sampling the prompt repeated G times (same key)."""
   tokens, mask = _prompts()
@@ -82,6 +84,7 @@ def test_eos_ends_row_and_is_kept_in_mask(params):
   assert (np.asarray(out.logp_bt[0, first + 1:]) == 0).all()
 
 
+@pytest.mark.integration
 def test_stop_sequence_ends_row(params):
   tokens, mask = _prompts()
   greedy = rollout.SamplingParams(max_new_tokens=8, temperature=0.0)
@@ -94,6 +97,7 @@ def test_stop_sequence_ends_row(params):
   assert bool(out.finished_b[1])
 
 
+@pytest.mark.integration
 def test_per_row_budget_truncates(params):
   tokens, mask = _prompts()
   sp = rollout.SamplingParams(max_new_tokens=10, temperature=1.0)
@@ -156,6 +160,7 @@ def test_inverse_cdf_sampler_across_blocks():
                              atol=0.01)
 
 
+@pytest.mark.integration
 def test_text_generation_round_trip_with_char_tokenizer(params):
   tok = tiny.CharTokenizer()
   sp = rollout.SamplingParams(max_new_tokens=5, temperature=0.0, eos_ids=tok.eos_ids)

@@ -40,6 +40,7 @@ def test_sharded_rollout_equals_one_device(params, temperature):
   np.testing.assert_array_equal(sharded.rows, np.arange(16))   # one process owns every row
 
 
+@pytest.mark.integration  # compiles its own model programs: ~6 s on 2 cores
 def test_decode_state_rows_are_split_over_the_batch_axes(params):
   """Each device holds 16 / (data * fsdp) rows of the KV cache and of the outputs."""
   tokens, mask = rollout.left_pad([[5, 6, 7], [8, 9], [3], [4, 4]], pad_id=0, bucket=8)

@@ -3,6 +3,7 @@ is admitted once, scored exactly once with its G complete lengths, and never los
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from concise_jax.rollout import slots
@@ -42,6 +43,7 @@ def _simulate(target_ng, num_groups, window, cap):
   return scored, useful / max(row_steps, 1)
 
 
+@pytest.mark.integration  # hypothesis examples through the slot table: ~6 s on 2 cores
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 9), g=st.integers(1, 3), num_groups=st.integers(1, 3),
        window=st.integers(1, 6), seed=st.integers(0, 2**16))

@@ -61,7 +61,8 @@ def _relative_error(ours, ref) -> tuple[float, float]:
   return abs_err, abs_err / float(np.abs(ref).max())
 
 
-@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("i", [  # case 0 builds the model fixtures: ~13 s on 2 cores
+    pytest.param(0, marks=pytest.mark.integration), 1, 2, 3])
 def test_all_positions_match_transformers(our_logits, reference, i):
   head = int(reference["head_vocab"])
   abs_err, rel_err = _relative_error(our_logits[i][:, :head], reference[f"logits_head_{i}"])

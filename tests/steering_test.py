@@ -30,6 +30,7 @@ PAIRS = [steering.Pair("what is 2 + 3?", "5", "2 plus 3 is five so 5"),
          steering.Pair("what is 1 + 6?", "1+6=7", "one, then six more: 7")]
 
 
+@pytest.mark.integration  # compiles its own model programs: ~11 s on 2 cores
 def test_extraction_equals_direct_mean_difference(model):
   cfg, params, tok = model
   vecs = steering.extract(cfg, params, tok, PAIRS, layers=(0, 1), batch=2)
@@ -46,6 +47,7 @@ def test_extraction_equals_direct_mean_difference(model):
     assert vecs[layer].num_pairs == 3 and vecs[layer].layer == layer
 
 
+@pytest.mark.integration
 def test_injection_at_the_extraction_index(model, vector):
   """Steering(layer=L) shifts exactly the hidden state that extraction reads at L."""
   cfg, params, _ = model
@@ -109,6 +111,7 @@ def test_per_row_strength_matches_scalar_runs(model, vector):
   np.testing.assert_allclose(mixed.logp_bt[1], scalar.logp_bt[1], atol=1e-5)
 
 
+@pytest.mark.integration
 def test_last_rule_decoding_equals_forward_steering_from_last_prompt_token(model, vector):
   """KV-cached decoding under "last" steers the last prompt token and every fed token: the same
   as one forward over [prompt | completion] steering positions >= S - 1 (how a training
@@ -135,6 +138,7 @@ def test_per_row_fields_must_match_the_batch(model, vector):
                    steering=steering.stack_rows([vector] * 4, [1.0] * 4))
 
 
+@pytest.mark.integration
 def test_kl_identity_equals_definition_and_respects_hoeffding():
   z = jax.random.normal(jax.random.key(0), (64, 50)) * 3.0
   dz = jax.random.normal(jax.random.key(1), (64, 50)) * jnp.linspace(0.01, 2.0, 64)[:, None]
@@ -144,6 +148,7 @@ def test_kl_identity_equals_definition_and_respects_hoeffding():
   np.testing.assert_allclose(steering.kl_identity(z, z + 5.0), 0.0, atol=1e-6)  # constant shift
 
 
+@pytest.mark.integration
 def test_measured_kl_on_the_model_matches_identity_and_bound(model, vector):
   cfg, params, tok = model
   contexts = steering.contexts_from_pairs(tok, PAIRS)

@@ -54,6 +54,7 @@ def test_steered_rollout_records_the_steered_sampler_logp(tmp_path):
   np.testing.assert_array_equal(zero.old_logp_bt, plain.old_logp_bt)
 
 
+@pytest.mark.integration  # compiles its own model programs: ~8 s on 2 cores
 def test_eval_runner_steering(tmp_path):
   policy = runner.load_policy("tiny")
   examples = runner.load_examples("task:add_1digit", 3, 0)

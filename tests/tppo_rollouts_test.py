@@ -39,6 +39,7 @@ def _run(sched, buf, key, max_steps=100):
   return buf, emitted
 
 
+@pytest.mark.integration  # hypothesis examples through the rollout scheduler: ~16 s on 2 cores
 @settings(max_examples=8, deadline=None)
 @given(budgets=st.lists(st.integers(0, 14), min_size=1, max_size=7),
        seed=st.integers(0, 2**16))

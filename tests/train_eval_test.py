@@ -69,6 +69,7 @@ def _eval_run(config, examples):
   return r, types.SimpleNamespace(params=params)
 
 
+@pytest.mark.integration  # compiles its own model programs: ~11 s on 2 cores
 @pytest.mark.parametrize("temperature, samples", [(0.0, 1), (1.0, 2)])
 def test_training_eval_reports_what_the_eval_cli_reports(temperature, samples):
   """Same policy, prompts, seed and settings: `loop.evaluate` and `concise_jax.eval`'s runner

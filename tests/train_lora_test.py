@@ -21,6 +21,7 @@ def base():
   return cfg, trainer_lib.init_params(cfg, jax.random.PRNGKey(0))
 
 
+@pytest.mark.integration  # compiles its own model programs: ~6 s on 2 cores
 def test_zero_init_leaves_params_and_logits_unchanged(base):
   cfg, params = base
   tokens = jnp.arange(12, dtype=jnp.int32).reshape(2, 6) + 4

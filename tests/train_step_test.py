@@ -108,6 +108,7 @@ def test_grad_accumulation_equals_one_big_batch(setup):
                jax.device_get(state_a.params), jax.device_get(state_b.params))
 
 
+@pytest.mark.integration  # compiles its own model programs: ~13 s on 2 cores
 def test_nonfinite_update_is_flagged_and_not_applied(setup):
   state = setup.fresh_state()
   before = jax.device_get(state.params)

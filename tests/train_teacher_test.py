@@ -40,6 +40,7 @@ def test_kdrl_teacher_is_a_separate_model_with_a_nonzero_kd_term():
   assert np.isfinite(metrics["loss/total"])
 
 
+@pytest.mark.integration  # compiles its own model programs: ~19 s on 2 cores
 def test_dph_rl_initial_policy_teacher_matches_the_student_before_any_step():
   keys, metrics = _run_update(dph_rl.get_config("model=tiny,runlocal"), truncated=False)
   assert keys == ["teacher"]

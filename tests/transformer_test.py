@@ -51,6 +51,7 @@ def test_left_padding_does_not_change_logits(params):
   np.testing.assert_allclose(out[:, 3:], plain, atol=1e-5)
 
 
+@pytest.mark.integration  # compiles its own model programs: ~3 s on 2 cores
 def test_rope_matches_direct_rotation_formula():
   h, theta, pos = 8, 10_000.0, 3
   x = jax.random.normal(jax.random.key(0), (1, 1, 1, h))
@@ -100,6 +101,7 @@ def test_gqa_matches_explicit_head_repeat():
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_kv_cache_decode_equals_full_forward(params):
   toks = _tokens(3, 10)
   mask = jnp.array([[0, 0, 1, 1, 1, 1, 1, 1, 1, 1], [1] * 10, [0] * 5 + [1] * 5])
@@ -153,6 +155,7 @@ def test_qwen_biases_and_untied_head_are_used():
   np.testing.assert_allclose(logits, shifted[:, 3], atol=1e-5)
 
 
+@pytest.mark.integration
 def test_gemma_style_norm_and_embedding_scale():
   cfg = CFG.replace(norm_plus_one=True, embed_scale=True, activation="gelu_tanh")
   params = models.init_params(cfg, jax.random.key(0))
@@ -163,6 +166,7 @@ def test_gemma_style_norm_and_embedding_scale():
   assert np.isfinite(out).all()
 
 
+@pytest.mark.integration
 def test_hidden_states_and_steering(params):
   toks = _tokens(2, 6)
   base, aux = models.forward(CFG, params, toks, hidden_layers=(0, 1))

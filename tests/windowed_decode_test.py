@@ -35,8 +35,8 @@ def _assert_same(got, want):
   np.testing.assert_allclose(got.logp_bt, want.logp_bt, atol=1e-5)
 
 
-@pytest.mark.parametrize("temperature,stops", [
-    (0.0, ()), pytest.param(1.0, ((7, 7),), marks=pytest.mark.integration)])
+@pytest.mark.integration  # compiles its own model programs: ~8 s on 2 cores
+@pytest.mark.parametrize("temperature,stops", [(0.0, ()), (1.0, ((7, 7),))])
 def test_windows_equal_one_sampler_call(params, temperature, stops):
   """Greedy and sampled (the same key folds the same global step), with EOS, a stop sequence
   and per-prompt budgets: 16 tokens in windows of 5 (the last window partial)."""
@@ -77,6 +77,7 @@ def test_row_admitted_mid_way_decodes_as_if_alone(params):
     np.testing.assert_allclose(got.logp_bt[rows], want.logp_bt, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_reprefill_with_the_same_params_continues_identically(params):
   """Rebuilding the cache from prompt + tokens so far, then decoding on, gives the tokens the
   kept cache gives: the exact path the scheduler takes after a policy update."""
