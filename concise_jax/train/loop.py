@@ -288,7 +288,8 @@ def _run(config, workdir: str, stop_at_step: int | None, watch: preemption.Watch
     writer.message(note)
   metrics, halted, preempted, saved_step = {}, False, "", step_index
   evaluating = config.eval.every > 0 and bool(r.eval_examples)
-  eval_before = _eval_before(r, state, workdir, step_index, writer) if evaluating else {}
+  eval_before = (step0_eval(workdir, step_index, lambda: evaluate(r, state), writer)
+                 if evaluating else {})
   eval_after = {}
   def save():
     checkpoint.save(manager, state, {"data": r.iterator.get_state(),
@@ -343,12 +344,12 @@ def _export_draft(workdir: str, state: TrainState, config) -> None:
                          "model": config.model.name})
 
 
-def _eval_before(r: Trainer, state: TrainState, workdir: str, step_index: int, writer) -> dict:
-  """The step-0 evaluation: run and saved to workdir/eval_step0.json on a fresh start, read
-  back on a resume (the initial policy is gone by then)."""
+def step0_eval(workdir: str, step_index: int, run_eval, writer) -> dict:
+  """The step-0 evaluation (`run_eval()`): run and saved to workdir/eval_step0.json on a fresh
+  start, read back on a resume (the initial policy is gone by then). Shared by the trainers."""
   path = os.path.join(workdir, "eval_step0.json")
   if step_index == 0:
-    out = evaluate(r, state)
+    out = run_eval()
     writer.write(0, out, advance=False)
     if distributed.is_lead():
       with open(path, "w", encoding="utf-8") as f:

@@ -409,7 +409,9 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
   m, done, halted, eval_after = {}, 0, False, {}
   evaluating = config.eval.every > 0 and bool(setup.eval_examples)
   try:
-    eval_before = _eval_before(setup, state, workdir, writer) if evaluating else {}
+    eval_before = (loop.step0_eval(workdir, int(state.step),
+                                   lambda: evaluate(setup, state.params), writer)
+                   if evaluating else {})
     while int(state.step) < config.train.steps:
       new_state, m = iteration(setup, state)
       if not all(np.isfinite(m.get(k, 0.0)) for k in ("loss/policy", "loss/value")):
@@ -435,20 +437,3 @@ def _run(config, workdir, check, stop_after) -> TppoResult:
     setup.close()
   return TppoResult(step=int(state.step), state=state, metrics=m, halted=halted,
                     eval_before=eval_before, eval_after=eval_after)
-
-
-def _eval_before(setup: Setup, state: TppoState, workdir: str, writer) -> dict:
-  """The step-0 evaluation, as the GRPO trainer's: run and saved to workdir/eval_step0.json on a
-  fresh start, read back on a resume (the initial policy is gone by then)."""
-  path = os.path.join(workdir, "eval_step0.json")
-  if int(state.step) == 0:
-    out = evaluate(setup, state.params)
-    writer.write(0, out, advance=False)
-    if distributed.is_lead():
-      with open(path, "w", encoding="utf-8") as f:
-        json.dump(out, f, indent=2, sort_keys=True)
-    return out
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  return {}
