@@ -15,7 +15,6 @@ Every run is a subprocess (`python -m concise_jax.main`), sharing one persistent
 cache so that only the first run compiles. FAULT_KILLS (default 6) sets the number of SIGKILLs,
 FAULT_SEED (default 0) their placement; the kill-resume tally is printed (pytest -s).
 """
-import json
 import os
 import random
 import shutil
@@ -31,7 +30,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from concise_jax.train import checkpoint, preemption
+from concise_jax.train import checkpoint, preemption, run_files
 
 pytestmark = pytest.mark.integration
 
@@ -87,11 +86,7 @@ def _equal(workdir_a, workdir_b, step) -> bool:
 
 
 def _rows(workdir):
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    rows = [json.loads(line) for line in f if line.endswith("\n")]
+  rows = run_files.read_metrics(str(workdir))
   return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in rows]
 
 

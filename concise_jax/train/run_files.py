@@ -54,3 +54,19 @@ def trim_metrics(workdir: str, step: int) -> int:
   if len(kept) != len(lines):
     _atomic_write(path, "".join(kept))
   return len(lines) - len(kept)
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """The complete rows of `workdir/metrics.jsonl`, safe to call while a trainer appends.
+
+  The file is read in one go and only text up to its last newline is parsed: iterating lines
+  of a growing file can return a row's head at a momentary end of file and its tail as a
+  "line" of its own once the writer finishes it.
+  """
+  path = os.path.join(workdir, METRICS)
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  complete = text[:text.rfind("\n") + 1]
+  return [json.loads(line) for line in complete.splitlines() if line.strip()]
