@@ -117,7 +117,7 @@ def _interleaved(fns: dict, repeats: int) -> dict:
   return {name: (results[name], statistics.median(times[name])) for name in fns}
 
 
-def reprefill_vs_window(cfg, params, sp, num_rows, window, key):
+def reprefill_vs_window(cfg, params, sp, num_rows, window, key, repeats=5):
   """(seconds of one re-prefill of every row, seconds of one window of `window` steps), on a
   state whose rows are mid-generation (no EOS, so every row stays live)."""
   sp_live = rollout.SamplingParams(max_new_tokens=sp.max_new_tokens, temperature=1.0)
@@ -144,8 +144,8 @@ def reprefill_vs_window(cfg, params, sp, num_rows, window, key):
     return time.perf_counter() - t0
 
   one_window(), one_reprefill()                          # compile
-  w = statistics.median(one_window() for _ in range(5))
-  r = statistics.median(one_reprefill() for _ in range(5))
+  w = statistics.median(one_window() for _ in range(repeats))
+  r = statistics.median(one_reprefill() for _ in range(repeats))
   return r, w
 
 
@@ -193,6 +193,8 @@ def main():
                   help="with --task: the model (configs/tppo.py model=)")
   ap.add_argument("--instruction", default="",
                   help="with --task: data.instruction key or text ('' = the config's)")
+  ap.add_argument("--update_rows", type=int, default=0,
+                  help="rows of the timed T-PPO update (0 = the decode rows)")
   ap.add_argument("--prompt_tokens", type=int, default=96,
                   help="with --task: rollout.max_prompt_tokens (SmolLM2's word-problem chat "
                        "prompts with step_by_step are 66-83 tokens; the config's 64 cuts them)")
@@ -234,15 +236,14 @@ def main():
     cells = f" {np.mean(lengths):.1f} / {max(lengths)} |" if args.task else ""
     print(f"| {name} | {u} | {rs} | {u / rs:.1%} | {secs / (rs / rows) * 1e3:.2f} | "
           f"{u / secs:,.0f} | {u / secs / base:.2f}x |" + cells)
-  if args.task:
-    return
   print("\nre-prefill of every row vs one window (rows mid-generation):")
   for w in map(int, args.windows.split(",")):
-    r, wt = reprefill_vs_window(cfg, params, sp, rows, w, key)
+    r, wt = reprefill_vs_window(cfg, params, sp, rows, w, key, repeats=max(1, args.repeats))
     print(f"  W={w}: re-prefill {r * 1e3:.1f} ms, window {wt * 1e3:.1f} ms, "
           f"ratio {r / wt:.2f} (re-prefill per window adds {r / wt:.0%} to decode time)")
-  times = update_step_times(cfg, params, rows, args.cap)
-  print(f"\nT-PPO update step, {rows} rows x {args.cap} tokens: " + ", ".join(
+  update_rows = args.update_rows or rows
+  times = update_step_times(cfg, params, update_rows, args.cap, repeats=max(1, args.repeats))
+  print(f"\nT-PPO update step, {update_rows} rows x {args.cap} tokens: " + ", ".join(
       f"critic={m} {t * 1e3:.0f} ms" for m, t in times.items())
       + f" (separate / head = {times['separate'] / times['head']:.2f}x)")
 
