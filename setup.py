@@ -28,7 +28,8 @@ setuptools.setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "chex>=0.1.89", "hypothesis>=6.100", "submitit>=1.5"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "chex>=0.1.89", "hypothesis>=6.100",
+                 "submitit>=1.5"],
         # Sweeps as Slurm job arrays (`python -m concise_jax.sweep --executor=slurm`).
         "cluster": ["submitit>=1.5"],
         # Side-by-side baselines for the benchmarks (PyTorch CPU, transformers generate, TRL).
