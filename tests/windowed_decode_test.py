@@ -109,3 +109,21 @@ def test_sharded_windows_equal_one_device(params, temperature):
       layout.mesh, models.param_axes(CFG), layout.rules, params))
   sharded = _windows(placed, sp, tokens, mask, 4, 4, key, layout=layout)
   _assert_same(sharded, single)
+
+
+def test_verify_writes_the_block_before_or_after_attention_identically(params):
+  """The order of the cache write (XLA:CPU copies fewer buffers writing first at large batch)
+  changes nothing: the block's own slots are not valid until `commit`. Ragged rows: a first
+  block kept 3, 1 and 2 tokens per row."""
+  from concise_jax.models import verification as V  # pylint: disable=import-outside-toplevel
+  tokens, mask = map(jnp.asarray, rollout.left_pad(PROMPTS[:3], pad_id=0, bucket=8))
+  _, _, cache = V.prefill_with_features(CFG, params, tokens, mask, max_len=20)
+  _, _, cache = V.verify(CFG, params, jnp.asarray([[5, 6, 7]] * 3), cache)
+  cache = V.commit(cache, 3, jnp.asarray([3, 1, 2], jnp.int32))
+  block = jnp.asarray([[9, 10, 11], [12, 13, 14], [15, 16, 17]])
+  first = V.verify(CFG, params, block, cache, write_first=True)
+  after = V.verify(CFG, params, block, cache, write_first=False)
+  for got, want in zip(jax.tree.leaves(first), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  written = np.asarray(first[2].k_bksh[0])[np.arange(3), :, np.asarray(cache.end) + 1]
+  assert np.abs(written).sum() > 0       # the block's keys are in the cache at each row's end

@@ -93,18 +93,32 @@ def mark_written(valid_bs: jax.Array, end_b: jax.Array, width: int,
   return jnp.where(inside_bs, keep_bs, valid_bs)
 
 
-def _verify_block(cfg, p, x_bwd, cos, sin, k_cache, v_cache, valid_bs, block_mask_ww):
+def _verify_block(cfg, p, x_bwd, cos, sin, k_cache, v_cache, valid_bs, block_mask_ww, end_b,
+                  write_first):
+  """One layer over the block; returns (x, the cache buffers with the block's keys/values written).
+
+  The block's own slots are not yet valid (`commit` marks them), so attention never reads them
+  from the cache and the write may come before or after it with bit-identical outputs. Writing
+  first avoids XLA:CPU's per-step copy of every cache buffer at large batch, as in
+  `transformer._decode_block`.
+  """
   h = L.rms_norm(x_bwd, p["attn_norm"], cfg)
   q, k, v = L.qkv_projection(h, p, cfg, cos, sin)
+  write = lambda: (write_rows(k_cache, k.transpose(0, 2, 1, 3), end_b),
+                   write_rows(v_cache, v.transpose(0, 2, 1, 3), end_b))
+  if write_first:
+    k_cache, v_cache = write()
   attn = block_attention(q, k, v, k_cache, v_cache, valid_bs, block_mask_ww, cfg)
+  if not write_first:
+    k_cache, v_cache = write()
   x_bwd = x_bwd + L.linear(attn, p, "w_o", "bsnh,nhd->bsd")
   x_bwd = x_bwd + L.gated_mlp(L.rms_norm(x_bwd, p["mlp_norm"], cfg), p, cfg)
-  return x_bwd, (k, v)
+  return x_bwd, (k_cache, v_cache)
 
 
 def verify(cfg: ModelConfig, params: dict, tokens_bw: jax.Array, cache: transformer.KVCache,
            *, depth_w: jax.Array | None = None, block_mask_ww: jax.Array | None = None,
-           return_logits: bool = True):
+           return_logits: bool = True, write_first: bool | None = None):
   """Scores a block of W tokens per row in one forward over the cache (chain by default).
 
   Writes the block's keys/values at each row's offset `end[b]` but marks nothing valid and
@@ -118,6 +132,8 @@ def verify(cfg: ModelConfig, params: dict, tokens_bw: jax.Array, cache: transfor
     block_mask_ww: [W, W] bool attention inside the block (default causal: a chain), or
       [B, W, W] per row (each row's ancestor mask).
     return_logits: also return logits [B, W, V] f32 (else None).
+    write_first: write the block into the cache before attention (same outputs; fewer cache
+      copies on XLA:CPU); default from the batch, as `transformer.WRITE_FIRST_MIN_BATCH`.
   Returns:
     (logits [B, W, V] or None, final-normed features [B, W, D], cache with the block written).
   """
@@ -129,13 +145,16 @@ def verify(cfg: ModelConfig, params: dict, tokens_bw: jax.Array, cache: transfor
   depth_bw = depth_w if depth_w.ndim == 2 else depth_w[None, :]
   cos, sin = L.rope_cos_sin(cache.pos_b[:, None] + depth_bw, L.rope_inv_freq(cfg))
   x_bwd = transformer._embed(cfg, params, tokens_bw)  # pylint: disable=protected-access
+  if write_first is None:
+    write_first = b >= transformer.WRITE_FIRST_MIN_BATCH
   new_k, new_v = [], []
   for i, p in enumerate(params["layers"]):
     p = transformer._cast(cfg, p)  # pylint: disable=protected-access
-    x_bwd, (k_bwkh, v_bwkh) = _verify_block(cfg, p, x_bwd, cos, sin, cache.k_bksh[i],
-                                            cache.v_bksh[i], cache.valid_bs, block_mask_ww)
-    new_k.append(write_rows(cache.k_bksh[i], k_bwkh.transpose(0, 2, 1, 3), end_b))
-    new_v.append(write_rows(cache.v_bksh[i], v_bwkh.transpose(0, 2, 1, 3), end_b))
+    x_bwd, (k_bksh, v_bksh) = _verify_block(cfg, p, x_bwd, cos, sin, cache.k_bksh[i],
+                                            cache.v_bksh[i], cache.valid_bs, block_mask_ww,
+                                            end_b, write_first)
+    new_k.append(k_bksh)
+    new_v.append(v_bksh)
   feat_bwd = L.rms_norm(x_bwd, params["final_norm"], cfg)
   logits = transformer.output_logits(cfg, params, feat_bwd) if return_logits else None
   return logits, feat_bwd, cache.replace(k_bksh=tuple(new_k), v_bksh=tuple(new_v), end=end_b)
