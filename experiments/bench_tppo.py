@@ -1,8 +1,10 @@
-"""Windowed decode with slot refill (T-PPO, arXiv:2506.15050) vs the synchronous sampler, side by
-side in one run, at equal decode rows, on the tiny model.
+r"""Windowed decode with slot refill (T-PPO, arXiv:2506.15050) vs the synchronous sampler, side by
+side in one run, at equal decode rows, on the tiny model or (with --task) SmolLM2.
 
     python experiments/bench_tppo.py [--prompts=64] [--groups=8] [--group_size=4] [--cap=256]
                                      [--windows=16,32] [--eos=4] [--repeats=2]
+    python experiments/bench_tppo.py --model=smollm2 --task=word_problems \
+        --instruction=step_by_step --prompts=16 --windows=32 --repeats=1 --update_rows=8
 
 Long-tailed lengths: the random tiny model is near-uniform over its vocabulary, so with
 `--eos` stop ids every row ends at a geometric random length (mean ≈ V / eos tokens), capped
