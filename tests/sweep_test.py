@@ -10,6 +10,7 @@ import time
 import pytest
 
 from concise_jax import sweep
+from experiments import study_report
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,10 @@ def test_smoke_sweep_runs_skips_finished_and_reproduces(tmp_path):
   sweep.run_sweep(specs, str(tmp_path / "b"), results_b, executor="local")
   for spec in specs:
     assert _load(results_b, spec) == _load(results, spec)
+  # The study report reads real summaries: one table row per method, the plots written.
+  table = study_report.main(["--study=smoke", f"--results={results}"])
+  assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["dler", "grpo"]
+  assert os.path.getsize(os.path.join(results, "smoke", "pareto.png")) > 0
 
 
 def test_killed_sweep_resumes_the_interrupted_run_from_its_checkpoint(tmp_path):

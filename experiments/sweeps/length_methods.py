@@ -1,9 +1,12 @@
-"""The efficient-reasoning study on SmolLM2-135M-Instruct (LoRA): the same RL budget for each
-length-aware method on the quickstart's task family, one seed to start (add seeds for the most
-promising ones with `seeds`, or `--only=<name>` and a second sweep file).
+"""The efficient-reasoning study on SmolLM2-135M-Instruct (LoRA), at the README main job's
+budget: `configs/quickstart.py` (single-digit additions asked step by step, 4 prompts × 8
+samples × ≤128 tokens, 12 steps, held-out 16 prompts × 8 samples before and after) with only
+the reward (and for L1 / TLTS the budget) changed. The `grpo_lambda` run is the main job itself.
+About 18 min per run on a quiet 2-core CPU: ~3.6 h for one seed of the 12 methods.
 
   python -m concise_jax.sweep --sweep=experiments/sweeps/length_methods.py --root=runs/sweeps \
       [--max_runs=2]          # one sitting; rerun to continue, finished runs are skipped
+  python experiments/study_report.py --study=length_methods    # table.md, pareto.png, curves.png
   python -m concise_jax.sweep --sweep=... --executor=slurm   # one array job per run
 """
 import ml_collections
@@ -13,7 +16,7 @@ def get_config():
   s = ml_collections.ConfigDict()
   s.study = "length_methods"
   s.base = "configs/quickstart.py"
-  s.common = ("train.steps=40", "eval.every=10", "eval.num_prompts=64")
+  s.common = ()
   s.runs = {
       "grpo": ("reward.name=correctness",),
       "naive_length": ("reward.name=linear_length",),
@@ -26,10 +29,10 @@ def get_config():
       "dot": ("reward.name=dot",),
       "laser_d": ("reward.name=laser_d", "reward.laser_d.grid_lower=16",
                   "reward.laser_d.grid_upper=128", "reward.laser_d.grid_step=16",
-                  "reward.laser_d.monitor_freq=10", "reward.laser_d.monitor_prompts=16"),
+                  "reward.laser_d.monitor_freq=4", "reward.laser_d.monitor_prompts=16"),
       "l1": ("reward.name=l1_exact", "reward.l1_exact.alpha=0.01", "budget.name=uniform",
              "budget.uniform.low=0.25", "budget.prompt_template=Think for {n} tokens."),
-      "tlts": ("reward.name=correctness", "budget.name=tlts"),
+      "tlts": ("reward.name=correctness", "budget.name=tlts", "budget.tlts.period=3"),
   }
   s.seeds = (0,)
   s.slurm = {"timeout_min": 720}
