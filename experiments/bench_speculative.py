@@ -190,8 +190,9 @@ def main(argv):
     with open(curve, encoding="utf-8") as f:
       for line in f:
         r = json.loads(line)
-        print(f"| {r['step']} | {r['mean_accepted']:.2f} | {r['draft/top1']:.3f} | "
-              f"{r['draft/loss']:.3f} |")
+        acc = r["mean_accepted"]      # None on steps that sampled plainly (--accept_every)
+        print(f"| {r['step']} | {'-' if acc is None else f'{acc:.2f}'} | "
+              f"{r['draft/top1']:.3f} | {r['draft/loss']:.3f} |")
 
 
 if __name__ == "__main__":
