@@ -9,7 +9,9 @@ Prompts: task:word_problems with "Think step by step" (80-100 token CoT answers)
 size and temperature it times the plain sampler and the speculative sampler with the full and
 a reduced draft vocabulary, side by side in one process (compiled ahead, then one timed run
 each), checks greedy outputs are identical, and prints a Markdown table plus the draft's
-accepted-length curve from its distillation run (DIR/curve.jsonl). With --tree=K:D:N it adds
+accepted-length curve from its distillation run (DIR/curve.jsonl). "round ÷ plain step" is
+mean accepted × plain tok/s / speculative tok/s: what one draft-and-verify round costs in plain
+decode steps, so speed-up = mean accepted / that cost. With --tree=K:D:N it adds
 EAGLE-2 dynamic-tree rows (`rollout.speculative_tree`: top-K children, depth D, N verified
 nodes) with their speed-up over plain and over the chain.
 
@@ -118,10 +120,12 @@ def _row(b, temp, label, out, seconds, plain_rate, same, chain_rate=0.0):
   toks = int(np.asarray(out.length_b).sum())
   rate = toks / seconds
   acc = getattr(out, "mean_accepted", None)
+  # Speed-up = tokens per round / cost of a round in plain decode steps: the second factor.
+  cost = f"{float(acc) * plain_rate / rate:.2f}" if acc is not None and plain_rate else "-"
   return (f"| {b} | {temp:g} | {label} | {toks} | {seconds:.2f} | {rate:.1f} | "
           f"{rate / plain_rate if plain_rate else 1.0:.2f}x | "
           f"{f'{rate / chain_rate:.2f}x' if chain_rate else '-'} | "
-          f"{'-' if acc is None else f'{float(acc):.2f}'} | {same} |"), rate
+          f"{'-' if acc is None else f'{float(acc):.2f}'} | {cost} | {same} |"), rate
 
 
 def main(argv):
@@ -163,8 +167,8 @@ def main(argv):
         f"model {_MODEL.value}  draft {_DRAFT.value}  load avg {os.getloadavg()[0]:.1f}  "
         f"T={t} k={spec.num_draft}" + (f"  tree K:D:N={_TREE.value}" if tree else "") + "\n")
   print("| batch | temp | decoder | tokens | s | tok/s | vs plain | vs chain | mean accepted "
-        "| same output |")
-  print("|---|---|---|---|---|---|---|---|---|---|")
+        "| round ÷ plain step | same output |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
   for b, temp, args, plain_c, compiled, compiled_tree in jobs:
     plain, sec = _run(plain_c, params, *args)
     line, plain_rate = _row(b, temp, "plain", plain, sec, 0, "-")
