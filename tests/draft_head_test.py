@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from concise_jax.draft import EagleDrafter, head as head_lib, testing, training
+from concise_jax.draft import EagleDrafter, checkpoint, head as head_lib, testing, training
 from concise_jax.models import tiny, transformer
 from concise_jax.models import verification as V
 from concise_jax.rollout import sampler as S
@@ -102,3 +102,15 @@ def test_training_reduces_loss_and_raises_acceptance(target):
   after = accepted(state.head)
   assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
   assert after > before + 0.3, (before, after)
+
+
+def test_saved_head_loads_back_with_its_vocabulary_and_no_temporary_files(target, tmp_path):
+  head = head_lib.init_head(CFG, target, jax.random.key(0))
+  counts = np.zeros(CFG.vocab_size, np.int64)
+  counts[[7, 3, 11]] = [5, 9, 5]           # top 2: id 3 (9), then id 7 (ties go to the lower id)
+  checkpoint.save(str(tmp_path), head, counts, {"steps": 1})
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["draft_head.npz", "meta.json"]
+  loaded = checkpoint.load(str(tmp_path), vocab_size=2)
+  assert loaded["vocab_ids"].tolist() == [3, 7]
+  for a, b in zip(jax.tree.leaves(loaded["head"]), jax.tree.leaves(head)):
+    np.testing.assert_array_equal(a, b)

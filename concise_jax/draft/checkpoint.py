@@ -38,10 +38,13 @@ def save(out_dir: str, head: dict, token_counts: np.ndarray, meta: dict) -> str:
   """Writes the head, the target-token counts [V] and `meta` (JSON); returns the npz path."""
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, _FILE)
-  np.savez(path, **{f"head/{k}": v for k, v in _flatten(head).items()},
+  tmp = path + ".tmp.npz"        # renamed into place: a run killed mid-save keeps its last head
+  np.savez(tmp, **{f"head/{k}": v for k, v in _flatten(head).items()},
            token_counts=np.asarray(token_counts, np.int64))
-  with open(os.path.join(out_dir, "meta.json"), "w", encoding="utf-8") as f:
+  os.replace(tmp, path)
+  with open(os.path.join(out_dir, "meta.json.tmp"), "w", encoding="utf-8") as f:
     json.dump(meta, f, indent=1)
+  os.replace(os.path.join(out_dir, "meta.json.tmp"), os.path.join(out_dir, "meta.json"))
   return path
 
 
