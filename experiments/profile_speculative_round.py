@@ -11,6 +11,9 @@ times, each jitted on its own and called --repeats times (median ms):
   * one whole round (`speculative._round`) for each k, called alone.
 The round's parts should add up to the round; what they do not explain is glue (acceptance,
 emission, cache bookkeeping). Speed-up = tokens per round / (round ms / plain step ms).
+
+With --matmul_rows=1,3,5,8 it only times XLA:CPU's matmul at a few rows: a chain of 60
+[M, 576] @ [576, 1536] products as one dot each against M matrix-vector products each.
 """
 import statistics
 import time
@@ -32,7 +35,7 @@ _BATCH = flags.DEFINE_integer("batch", 1, "Rows.")
 _KS = flags.DEFINE_string("k", "2,4", "Draft lengths of the whole-round timings.")
 _VOCAB = flags.DEFINE_integer("vocab", 8192, "Reduced draft vocabulary (0 = full).")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Calls per timing (median reported).")
-flags.mark_flags_as_required(["draft"])
+_MATMUL_ROWS = flags.DEFINE_string("matmul_rows", "", "Only the few-row matmul timing, e.g. 1,3,5.")
 
 
 def _ms(fn, *args):
@@ -45,8 +48,32 @@ def _ms(fn, *args):
   return statistics.median(times)
 
 
+def few_row_matmul(rows):
+  """ms of 60 chained [M, 576] @ [576, 1536] products: one dot vs M matrix-vector products."""
+  ws = [jax.random.normal(jax.random.key(i), (576, 1536)) for i in range(60)]
+
+  def one_dot(x, ws):
+    for w in ws:
+      x = jnp.tanh(x @ w)[..., :576]
+    return x
+
+  def per_row(x, ws):
+    for w in ws:
+      x = jnp.tanh(jnp.stack([x[i] @ w for i in range(x.shape[0])]))[..., :576]
+    return x
+
+  for m in rows:
+    x = jnp.ones((m, 576))
+    print(f"M={m}: one dot {_ms(jax.jit(one_dot), x, ws):.1f} ms, {m} matrix-vector products "
+          f"{_ms(jax.jit(per_row), x, ws):.1f} ms")
+
+
 def main(argv):
   del argv
+  if _MATMUL_ROWS.value:
+    return few_row_matmul([int(m) for m in _MATMUL_ROWS.value.split(",")])
+  if not _DRAFT.value:
+    raise app.UsageError("--draft is required (or --matmul_rows)")
   cfg, params, tok = models.load("smollm2-135m-instruct")
   exs = data.load_dataset("task:word_problems", split="test", n=_BATCH.value, seed=1)
   ids = [chat_ids(tok, data.add_instruction(e, "step_by_step")) for e in exs]
