@@ -46,12 +46,14 @@ def load_summaries(directory: str) -> list[dict]:
 def heldout(evaluation: dict) -> dict | None:
   """(accuracy, completions, mean tokens, acc/1k tokens, truncation) of one evaluation's keys."""
   for section, acc_key in (("greedy", "accuracy"), ("sampled", "mean_at_k")):
-    acc = evaluation.get(f"eval/{section}/{acc_key}")
+    prefix = f"eval/{section}/"
+    acc = evaluation.get(prefix + acc_key)
     if acc is not None:
-      g = lambda k, s=section: evaluation.get(f"eval/{s}/{k}")   # noqa: E731
-      return {"section": section, "accuracy": acc, "n": g("num_completions") or 0,
-              "tokens": g("tokens/mean"), "acc_per_1k_tokens": g("acc_per_1k_tokens"),
-              "truncation_rate": g("truncation_rate")}
+      return {"section": section, "accuracy": acc,
+              "n": evaluation.get(prefix + "num_completions") or 0,
+              "tokens": evaluation.get(prefix + "tokens/mean"),
+              "acc_per_1k_tokens": evaluation.get(prefix + "acc_per_1k_tokens"),
+              "truncation_rate": evaluation.get(prefix + "truncation_rate")}
   return None
 
 
