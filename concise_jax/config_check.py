@@ -234,6 +234,16 @@ def _relation_errors(config) -> list[str]:
     value = _get(config, key)
     if _is_number(value, _NUM) and isinstance(cap, int) and not 0 < value <= cap:
       errors.append(f"config.{key}={value!r}: must be in (0, rollout.max_new_tokens={cap}]")
+  alpha = _get(config, "reward.dot.alpha")
+  if config.reward.name == "dot" and _is_number(alpha, _NUM) and isinstance(g, int) and g >= 1:
+    # With ddof=1, no sample of G lies more than (G - 1) / sqrt(G) deviations above its mean.
+    most = (g - 1) / g ** 0.5
+    if alpha >= most:
+      errors.append(f"config.reward.dot.alpha={alpha!r}: DOT cuts lengths more than alpha "
+                    f"standard deviations above their group's mean, but in a group of "
+                    f"rollout.group_size={g} none lies more than (G-1)/sqrt(G) = {most:.2f} above "
+                    f"it, so nothing would ever be cut; use alpha < {most:.2f} or a larger group "
+                    f"(the paper: alpha 3 with G = 32)")
   budget = config.budget[config.budget.name] if config.budget.name in config.budget else {}
   for key, value in budget.items():
     values = value if isinstance(value, tuple) else (value,)

@@ -47,6 +47,10 @@ def test_out_of_range_value_is_named_with_its_range(key, value, expected):
     ("reward__dler__max_len", 64, "config.reward.dler.max_len=64: must be in (0, "
                                   "rollout.max_new_tokens=16]"),
     ("optim__micro_batch", 3, "config.optim.micro_batch=3 must divide the minibatch of 16 rows"),
+    # Groups of 4: no length lies more than 3 / 2 = 1.5 deviations above the mean.
+    ("reward__name", "dot", "config.reward.dot.alpha=3.0: DOT cuts lengths more than alpha "
+                            "standard deviations above their group's mean, but in a group of "
+                            "rollout.group_size=4 none lies more than (G-1)/sqrt(G) = 1.50"),
 ])
 def test_relations_between_options(key, value, fragment):
   errors = config_check.validate(_config(**{key: value}))
@@ -56,6 +60,11 @@ def test_relations_between_options(key, value, fragment):
 def test_group_free_advantage_accepts_one_sample_per_prompt():
   assert config_check.validate(_config(rollout__group_size=1, advantage__name="reinforce_pp",
                                        optim__micro_batch=4)) == []
+
+
+def test_dot_alpha_just_below_the_largest_possible_deviation_is_accepted():
+  assert config_check.validate(_config(reward__name="dot", reward__dot__alpha=1.49)) == []
+  assert len(config_check.validate(_config(reward__name="dot", reward__dot__alpha=1.5))) == 1
 
 
 def test_token_budget_above_the_decode_cap_is_rejected():

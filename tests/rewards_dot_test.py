@@ -2,6 +2,7 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -90,3 +91,13 @@ def test_pass_rate_ring_buffer_wraps():
 def test_missing_host_fields_fail_loudly():
   with pytest.raises(ValueError, match="cut_length"):
     _dot(2)(testing.make_rollout([1, 1], [2, 3]), dot.init_pass_rates(2))
+
+
+@pytest.mark.parametrize("alpha, cut_to", [(1.5, 100), (1.4, 95)])
+def test_one_outlier_in_four_lies_exactly_one_and_a_half_deviations_out(alpha, cut_to):
+  # Lengths (0, 0, 0, 100): mean 25, sample std 50, so the outlier sits at (G-1)/sqrt(G) = 1.5
+  # deviations, the most any group of 4 allows: alpha = 1.5 can never cut (config_check rejects
+  # it), 1.4 cuts it to floor(25 + 1.4 * 50) = 95.
+  length_b = jnp.array([0, 0, 0, 100], jnp.int32)
+  cut_b = dot.cut_lengths_b(length_b, jnp.ones(4, bool), group_size=4, alpha=alpha, margin=1.0)
+  np.testing.assert_array_equal(np.asarray(cut_b), [0, 0, 0, cut_to])
