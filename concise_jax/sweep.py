@@ -105,7 +105,8 @@ def _clean(value):
 
 
 def summarize(spec: RunSpec, workdir: str, wall_s: float) -> dict:
-  """The committed record of a finished run: final held-out metrics, curves, provenance."""
+  """The committed record of a finished run: final held-out metrics, curves, provenance (the
+  overrides, wall time and the platform it trained on)."""
   rows = _rows(workdir)
   steps = [r["step"] for r in rows]
   curves = {k: [_clean(r.get(k)) for r in rows] for k in CURVE_KEYS if any(k in r for r in rows)}
@@ -120,10 +121,14 @@ def summarize(spec: RunSpec, workdir: str, wall_s: float) -> dict:
     with open(os.path.join(workdir, "eval_step0.json"), encoding="utf-8") as f:
       before = {k: _clean(v) for k, v in json.load(f).items()
                 if k.startswith(FINAL_PREFIXES) and "/reflections/" not in k}
+  platform = {}
+  if os.path.exists(os.path.join(workdir, "platform.json")):
+    with open(os.path.join(workdir, "platform.json"), encoding="utf-8") as f:
+      platform = json.load(f)
   return {"study": spec.study, "run": spec.name, "seed": spec.seed, "base": spec.base,
           "overrides": list(spec.overrides), "steps": steps[-1] if steps else 0,
           "final": final, "eval_step0": before, "curves": {"step": steps, **curves},
-          "wall_s": round(wall_s, 1)}
+          "wall_s": round(wall_s, 1), "platform": platform}
 
 
 def run_one(spec: RunSpec, root: str, results: str) -> str:

@@ -101,7 +101,8 @@ def method_rows(summaries: list[dict]) -> list[dict]:
         "rollout_first": _mean([s["first"] for s in stab]),
         "rollout_last": _mean([s["last"] for s in stab]),
         "collapsed": sum(s["collapsed"] for s in stab),
-        "wall_s": sum(r.get("wall_s", 0.0) for r in runs)})
+        "wall_s": sum(r.get("wall_s", 0.0) for r in runs),
+        "devices": [r.get("platform", {}).get("device_kind", "-") for r in runs]})
   return rows
 
 
@@ -113,14 +114,20 @@ def _num(x, digits=1):
   return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _devices(kinds: list[str]) -> str:
+  """One device kind, or each seed's when they differ (GPU and CPU runs differ in the last
+  bits, so a seed's trajectory depends on where it ran)."""
+  return kinds[0] if len(set(kinds)) == 1 else " / ".join(kinds)
+
+
 def table(rows: list[dict]) -> str:
   """The Markdown results table (one line per method) with the Pareto-front marks."""
   front = set(metrics.pareto_front([r["tokens"] for r in rows], [r["accuracy"] for r in rows]))
   lines = [
       "| method | seeds | steps | held-out acc % ± s.e. | step 0 acc % | mean tokens | step 0 "
       "tokens | correct / 1k tokens | truncated % | rollout acc first → last third % | "
-      "collapsed runs | Pareto | wall h |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+      "collapsed runs | Pareto | wall h | device |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
   for i, r in enumerate(rows):
     seeds = ",".join(str(s) for s in r["seeds"])
     acc = f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}"
@@ -131,7 +138,7 @@ def table(rows: list[dict]) -> str:
         f"{_num(r['tokens'])} | {_num(r['tokens_before'])} | {_num(r['acc_per_1k_tokens'], 2)} "
         f"| {_pct(r['truncation_rate'])} | {_pct(r['rollout_first'])} → "
         f"{_pct(r['rollout_last'])} | {r['collapsed']}/{len(r['seeds'])} | "
-        f"{'yes' if i in front else ''} | {r['wall_s'] / 3600:.2f} |")
+        f"{'yes' if i in front else ''} | {r['wall_s'] / 3600:.2f} | {_devices(r['devices'])} |")
   return "\n".join(lines)
 
 

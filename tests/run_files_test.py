@@ -1,5 +1,9 @@
-"""`metrics.jsonl` after kills: a torn last row is never read as data, and resume trims it."""
+"""`metrics.jsonl` after kills: a torn last row is never read as data, and resume trims it; the
+config and platform files."""
 import json
+
+import jax
+import ml_collections
 
 from concise_jax.train import run_files
 
@@ -33,3 +37,15 @@ def test_trim_keeps_rows_up_to_the_restored_step_and_drops_a_torn_line(tmp_path)
   assert run_files.read_metrics(str(tmp_path)) == rows[:3]
   assert run_files.trim_metrics(str(tmp_path), 0) == 3     # a fresh start logs all again
   assert run_files.read_metrics(str(tmp_path)) == []
+
+
+def test_write_config_records_the_config_and_the_platform_it_trains_on(tmp_path):
+  config = ml_collections.ConfigDict({"seed": 3, "model": {"name": "tiny"}})
+  run_files.write_config(str(tmp_path), config)
+  assert json.loads((tmp_path / "config.json").read_text()) == {"model": {"name": "tiny"},
+                                                                "seed": 3}
+  platform = json.loads((tmp_path / "platform.json").read_text())
+  assert platform == {"backend": jax.default_backend(), "devices": jax.device_count(),
+                      "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
+                      "processes": 1}
+  assert not list(tmp_path.glob("*.tmp"))

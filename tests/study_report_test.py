@@ -12,9 +12,10 @@ def _evaluation(acc, n, tokens, trunc, section="sampled"):
           f"eval/{section}/acc_per_1k_tokens": 1000 * acc / tokens}
 
 
-def _summary(run, seed, final, rollout_acc, wall_s=1800.0):
+def _summary(run, seed, final, rollout_acc, wall_s=1800.0, device=None):
   steps = list(range(len(rollout_acc)))
   return {"study": "s", "run": run, "seed": seed, "steps": steps[-1],
+          **({"platform": {"device_kind": device}} if device else {}),
           "final": final, "eval_step0": _evaluation(0.25, 128, 90.0, 0.2),
           "curves": {"step": steps, "rollout/accuracy": rollout_acc,
                      "len/all/mean": [90.0 - 5 * i for i in steps],
@@ -32,8 +33,10 @@ def _write(tmp_path, summaries):
 
 def test_table_averages_seeds_pools_the_error_and_flags_a_collapse(tmp_path):
   root = _write(tmp_path, [
-      _summary("kimi", 0, _evaluation(0.50, 128, 40.0, 0.0), [0.2, 0.3, 0.4, 0.4, 0.5, 0.5]),
-      _summary("kimi", 1, _evaluation(0.30, 128, 60.0, 0.1), [0.2, 0.3, 0.4, 0.4, 0.5, 0.5]),
+      _summary("kimi", 0, _evaluation(0.50, 128, 40.0, 0.0), [0.2, 0.3, 0.4, 0.4, 0.5, 0.5],
+               device="NVIDIA H200"),
+      _summary("kimi", 1, _evaluation(0.30, 128, 60.0, 0.1), [0.2, 0.3, 0.4, 0.4, 0.5, 0.5],
+               device="cpu"),
       # A naive penalty that collapses: the last third's accuracy is under half the first's.
       _summary("naive", 0, _evaluation(0.05, 128, 5.0, 0.0), [0.4, 0.4, 0.3, 0.2, 0.1, 0.1]),
       _summary("grpo", 0, {"eval/greedy/accuracy": None}, [0.1, 0.2, None]),  # no evaluation
@@ -49,7 +52,8 @@ def test_table_averages_seeds_pools_the_error_and_flags_a_collapse(tmp_path):
   assert kimi[4:9] == ["25.0", "50.0", "90.0", "8.75", "5.0"]   # 1000·(0.5/40 + 0.3/60)/2
   assert kimi[9] == "25.0 → 50.0" and kimi[10] == "0/2" and kimi[12] == "1.00"
   naive = rows["naive"]
-  assert naive[9] == "40.0 → 10.0" and naive[10] == "1/1"
+  assert kimi[13] == "NVIDIA H200 / cpu"        # seeds that ran on different platforms
+  assert naive[9] == "40.0 → 10.0" and naive[10] == "1/1" and naive[13] == "-"   # unrecorded
   # Front over (tokens, acc): naive (5, 0.05) and kimi (50, 0.40) are both non-dominated.
   assert kimi[11] == "yes" and naive[11] == "yes"
   for name in ("table.md", "pareto.png", "curves.png"):

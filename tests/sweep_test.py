@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import pytest
 
 from concise_jax import sweep
@@ -38,6 +39,7 @@ def test_smoke_sweep_runs_skips_finished_and_reproduces(tmp_path):
   first = _load(results, specs[1])
   assert first["steps"] == 2 and first["curves"]["step"] == [0, 1, 2]   # step 0: the evaluation before training
   assert "eval/greedy/accuracy" in first["final"] and first["eval_step0"]
+  assert first["platform"]["device_kind"] == jax.devices()[0].device_kind   # where it trained
   # A second sweep in fresh directories gives the same numbers (same seeds, same programs).
   results_b = str(tmp_path / "res_b")
   sweep.run_sweep(specs, str(tmp_path / "b"), results_b, executor="local")

@@ -1,7 +1,9 @@
-"""The workdir's plain files besides checkpoints: `config.json` and `metrics.jsonl`, atomically.
+"""The workdir's plain files besides checkpoints: `config.json`, `platform.json` and
+`metrics.jsonl`, atomically.
 
-`config.json` describes the run that is actually training, so it is written only once the
-config validated, the checkpoint restored and the data loaded. `metrics.jsonl` gets one row per
+`config.json` describes the run that is actually training, and `platform.json` the hardware it
+trains on (results from a GPU and a CPU differ in the last bits, so a study records which ran
+where); both are written only once the config validated, the checkpoint restored and the data loaded. `metrics.jsonl` gets one row per
 step: a resumed run first drops the rows a killed predecessor logged past the restored step, so
 no step appears twice. Both are rewritten through a temporary file and `os.replace`, so a kill
 mid-write leaves the old file, never half a file. Only process 0 writes.
@@ -13,6 +15,7 @@ import jax
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
+PLATFORM = "platform.json"
 
 
 def _atomic_write(path: str, text: str) -> None:
@@ -24,11 +27,20 @@ def _atomic_write(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def platform() -> dict:
+  """Where this process trains: backend, device kind and count, processes, jax version."""
+  return {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
+          "devices": jax.device_count(), "processes": jax.process_count(),
+          "jax": jax.__version__}
+
+
 def write_config(workdir: str, config) -> None:
-  """Saves the resolved config as `workdir/config.json` (sorted keys, indented)."""
+  """Saves the resolved config as `workdir/config.json` (sorted keys, indented) and the
+  platform as `workdir/platform.json` (a resumed run records the machine it resumed on)."""
   if jax.process_index() == 0:
     _atomic_write(os.path.join(workdir, CONFIG),
                   json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True))
+    _atomic_write(os.path.join(workdir, PLATFORM), json.dumps(platform(), sort_keys=True))
 
 
 def trim_metrics(workdir: str, step: int) -> int:
