@@ -459,7 +459,8 @@ def child_main(spec: dict):
 
 def spawn(spec: dict, log_path: str) -> dict | None:
   """Runs one child; echoes its progress lines, keeps the rest in `log_path`."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TOKENIZERS_PARALLELISM="false",
+  env = dict(os.environ, JAX_PLATFORMS=spec.get("platform", "cpu"),
+             TOKENIZERS_PARALLELISM="false",
              **{v: str(spec["threads"]) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                   "OPENBLAS_NUM_THREADS")})
   cmd = [sys.executable, os.path.abspath(__file__), "--_child", json.dumps(spec)]
@@ -587,6 +588,8 @@ def parse_args():
   parser.add_argument("--steps", type=int, default=None,
                       help="timed steps, median reported (default 2; 1 with --quick)")
   parser.add_argument("--threads", type=int, default=2, help="cores/threads for each system")
+  parser.add_argument("--platform", default="cpu",
+                      help="JAX_PLATFORMS of our children (cpu, cuda, tpu); TRL always runs on CPU")
   parser.add_argument("--systems", default="ours_before,ours,trl",
                       help="comma list of ours_before, ours, trl")
   parser.add_argument("--eos", action="store_true",
@@ -628,6 +631,7 @@ def main():
   print(machine_info(args.threads), flush=True)
   print(f"child output log: {log_path}", flush=True)
   base = {"sizes": dataclasses.asdict(sizes), "threads": args.threads, "eos": args.eos,
+          "platform": args.platform,
           "max_prompt_tokens": args.max_prompt_tokens,
           "hf_dir": os.path.join(args.cache_dir, f"{MODEL}-hf"),
           "prompts_file": os.path.join(args.cache_dir, "prompts.json")}
