@@ -18,9 +18,11 @@ sweep validates, resolves and records its config exactly as a hand-launched run 
 whose summary `<results>/<study>/<run>-s<seed>.json` exists is finished and skipped; any other
 run is (re)launched on its workdir, which resumes from the newest checkpoint. Summaries are
 small (final held-out metrics, per-step curves), so a study can be completed over several
-sittings and committed. Runs execute one after another here; `--executor=slurm` submits them
-as a Slurm job array through submitit (its local executor runs the same path in the tests).
+sittings and committed. Runs execute one after another here (`--parallel=N`: N at a time, e.g.
+on one GPU); `--executor=slurm` submits them as a Slurm job array through submitit (its local
+executor runs the same path in the tests).
 """
+import concurrent.futures
 import dataclasses
 import importlib.util
 import json
@@ -28,6 +30,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -159,20 +162,44 @@ def run_one(spec: RunSpec, root: str, results: str) -> str:
 
 def run_sweep(specs: Sequence[RunSpec], root: str, results: str, *,
               executor: str = "sequential", slurm: dict | None = None,
-              only: Sequence[str] = (), max_runs: int | None = None) -> dict[str, str]:
+              only: Sequence[str] = (), max_runs: int | None = None,
+              parallel: int = 1) -> dict[str, str]:
   """Runs the pending runs of `specs`; returns {run_id: "skipped" | "ran"}.
 
   executor: "sequential" (here, one after another), "local" (submitit's local executor: the
   cluster path, on this machine) or "slurm" (a submitit Slurm job array).
   max_runs: stop after this many runs were launched (a sitting of a long study).
+  parallel: runs at a time with the sequential executor, in the sweep's order.
   """
   chosen = [s for s in specs if not only or s.run_id in only or s.name in only]
   status = {s.run_id: "skipped" for s in chosen if os.path.exists(summary_path(results, s))}
   pending = [s for s in chosen if s.run_id not in status][:max_runs]
   if executor == "sequential":
-    for s in pending:
+    failed = threading.Event()
+    def launch(s):
+      if failed.is_set():        # a failed run stops the sitting: start nothing more
+        return None
       print(f"[sweep] {s.study}/{s.run_id}: running", flush=True)
-      status[s.run_id] = run_one(s, root, results)
+      try:
+        return run_one(s, root, results)
+      except BaseException:
+        failed.set()
+        raise
+    # Each run is its own process; threads only wait on them. One accelerator holds many of
+    # these small runs at once (the H200 study ran 16), which a one-at-a-time loop leaves idle.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+      futures = [pool.submit(launch, s) for s in pending]
+      errors = []
+      for s, future in zip(pending, futures):
+        try:
+          outcome = future.result()
+        except Exception as e:  # pylint: disable=broad-except  # re-raised below, first one
+          errors.append(e)
+          continue
+        if outcome is not None:
+          status[s.run_id] = outcome
+    if errors:
+      raise errors[0]
     return status
   import submitit  # pylint: disable=import-outside-toplevel  # cluster path only
   folder = os.path.join(root, "_submitit")
@@ -197,13 +224,16 @@ _EXECUTOR = flags.DEFINE_enum("executor", "sequential", ["sequential", "local", 
                               "Where runs execute.")
 _ONLY = flags.DEFINE_list("only", [], "Run ids (name-sSEED) or names to run; default all.")
 _MAX_RUNS = flags.DEFINE_integer("max_runs", None, "Stop after launching this many runs.")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs at a time (sequential executor): one on a "
+                                 "small CPU, ~16 on one GPU.", lower_bound=1)
 
 
 def main(argv):
   del argv
   specs, slurm = load_sweep(_SWEEP.value)
   status = run_sweep(specs, _ROOT.value, _RESULTS.value, executor=_EXECUTOR.value,
-                     slurm=slurm, only=_ONLY.value, max_runs=_MAX_RUNS.value)
+                     slurm=slurm, only=_ONLY.value, max_runs=_MAX_RUNS.value,
+                     parallel=_PARALLEL.value)
   done = sum(os.path.exists(summary_path(_RESULTS.value, s)) for s in specs)
   print(f"[sweep] {len(status)} runs: {sum(v == 'ran' for v in status.values())} ran, "
         f"{sum(v == 'skipped' for v in status.values())} skipped; study {done}/{len(specs)} "
