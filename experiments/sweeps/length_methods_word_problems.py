@@ -3,7 +3,8 @@ model is verbose (~165 tokens, ~23% cut at 256) and right ~3% of the time at T =
 
 Same methods and RL budget as `length_methods.py` (the main job's 4 prompts × 8 samples, 12
 steps, LoRA), with the decode cap and the length-dependent options scaled from 128 to 256
-tokens. About 1 h per run on a quiet 2-core CPU (a step takes 220-260 s): ~12 h for one seed.
+tokens. About 1 h per run on a quiet 2-core CPU (a step takes 220-260 s): ~12 h for one seed;
+on one H200, 16 runs at a time took ~5 min each.
 
   python -m concise_jax.sweep --sweep=experiments/sweeps/length_methods_word_problems.py \
       --root=runs/sweeps [--max_runs=1]
