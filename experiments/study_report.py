@@ -102,12 +102,18 @@ def method_rows(summaries: list[dict]) -> list[dict]:
         "rollout_last": _mean([s["last"] for s in stab]),
         "collapsed": sum(s["collapsed"] for s in stab),
         "wall_s": sum(r.get("wall_s", 0.0) for r in runs),
-        "devices": [r.get("platform", {}).get("device_kind", "-") for r in runs]})
+        "devices": [r.get("platform", {}).get("device_kind", "-") for r in runs],
+        # Each seed against its own step-0 evaluation: seeds start from different samples.
+        "gain": _mean([a["accuracy"] - b["accuracy"] for a, b in zip(after, before) if a and b])})
   return rows
 
 
 def _pct(x, digits=1):
   return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def _signed_pct(x):
+  return "-" if x is None else f"{100 * x:+.1f}"
 
 
 def _num(x, digits=1):
@@ -126,8 +132,8 @@ def table(rows: list[dict]) -> str:
   lines = [
       "| method | seeds | steps | held-out acc % ± s.e. | step 0 acc % | mean tokens | step 0 "
       "tokens | correct / 1k tokens | truncated % | rollout acc first → last third % | "
-      "collapsed runs | Pareto | wall h | device |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+      "collapsed runs | Pareto | wall h | device | acc gain over own step 0, points |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|"]
   for i, r in enumerate(rows):
     seeds = ",".join(str(s) for s in r["seeds"])
     acc = f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}"
@@ -138,7 +144,8 @@ def table(rows: list[dict]) -> str:
         f"{_num(r['tokens'])} | {_num(r['tokens_before'])} | {_num(r['acc_per_1k_tokens'], 2)} "
         f"| {_pct(r['truncation_rate'])} | {_pct(r['rollout_first'])} → "
         f"{_pct(r['rollout_last'])} | {r['collapsed']}/{len(r['seeds'])} | "
-        f"{'yes' if i in front else ''} | {r['wall_s'] / 3600:.2f} | {_devices(r['devices'])} |")
+        f"{'yes' if i in front else ''} | {r['wall_s'] / 3600:.2f} | {_devices(r['devices'])} | "
+        f"{_signed_pct(r['gain'])} |")
   return "\n".join(lines)
 
 

@@ -53,7 +53,9 @@ def test_table_averages_seeds_pools_the_error_and_flags_a_collapse(tmp_path):
   assert kimi[9] == "25.0 → 50.0" and kimi[10] == "0/2" and kimi[12] == "1.00"
   naive = rows["naive"]
   assert kimi[13] == "NVIDIA H200 / cpu"        # seeds that ran on different platforms
+  assert kimi[14] == "+15.0"                     # (0.50 - 0.25 + 0.30 - 0.25) / 2
   assert naive[9] == "40.0 → 10.0" and naive[10] == "1/1" and naive[13] == "-"   # unrecorded
+  assert naive[14] == "-20.0"
   # Front over (tokens, acc): naive (5, 0.05) and kimi (50, 0.40) are both non-dominated.
   assert kimi[11] == "yes" and naive[11] == "yes"
   for name in ("table.md", "pareto.png", "curves.png"):
