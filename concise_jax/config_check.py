@@ -281,6 +281,26 @@ def _requirement_errors(config) -> list[str]:
   return errors
 
 
+# Rewards whose length term (and CEEH's hard-prompt flag) compare a prompt with its own earlier
+# groups, from per-prompt tables: they act only once a prompt comes back.
+PROMPT_HISTORY_REWARDS = ("ceeh", "hapo_cosine", "hapo_linear")
+
+
+def notices(config: ml_collections.ConfigDict) -> list[str]:
+  """Valid settings that are probably not what was meant: printed at launch, not refused."""
+  out = []
+  reward, dataset = config.reward.name, str(config.data.dataset)
+  if reward in PROMPT_HISTORY_REWARDS and dataset.startswith("task:"):
+    steps, per_step = config.train.steps, config.rollout.prompts_per_step
+    if steps * per_step <= config.data.num_prompts:
+      out.append(f"config.reward.name={reward!r} compares each prompt with its own earlier "
+                 f"answers, but {steps} steps x {per_step} prompts draw {steps * per_step} of "
+                 f"data.num_prompts={config.data.num_prompts} without coming back to any, so "
+                 "it never acts and the run is correctness-only GRPO; train longer or use "
+                 "fewer prompts")
+  return out
+
+
 def validate(config: ml_collections.ConfigDict) -> list[str]:
   """All problems found in `config` (empty when it can launch)."""
   errors = _range_errors(config) + options.errors(config)

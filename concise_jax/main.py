@@ -101,6 +101,8 @@ def _launch_or_exit(config, workdir: str):
   except ValueError as e:      # before importing the trainer: a bad flag is reported at once
     sys.stderr.write(f"error: {e}\n")
     sys.exit(EXIT_INVALID)
+  for notice in config_check.notices(config):
+    sys.stderr.write(f"notice: {notice}\n")
   from concise_jax.train import checkpoint, workdir_lock  # pylint: disable=import-outside-toplevel
   try:
     return launch(config, workdir)

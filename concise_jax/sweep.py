@@ -166,7 +166,7 @@ def run_sweep(specs: Sequence[RunSpec], root: str, results: str, *,
               parallel: int = 1) -> dict[str, str]:
   """Runs the pending runs of `specs`; returns {run_id: "skipped" | "ran"}.
 
-  executor: "sequential" (here, one after another), "local" (submitit's local executor: the
+  executor: "sequential" (here, `parallel` at a time), "local" (submitit's local executor: the
   cluster path, on this machine) or "slurm" (a submitit Slurm job array).
   max_runs: stop after this many runs were launched (a sitting of a long study).
   parallel: runs at a time with the sequential executor, in the sweep's order.

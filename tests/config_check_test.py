@@ -109,3 +109,20 @@ def test_critic_estimator_under_the_grpo_trainer_says_it_needs_a_critic():
       "config.advantage.name: advantage 'egae' cannot run under trainer='grpo': it needs a "
       "critic's values, which only trainer=tppo has; valid choices: decs_position, dr_grpo, "
       "grpo, gtpo, reinforce_pp, reinforce_pp_baseline, rloo"]
+
+
+@pytest.mark.parametrize("reward, steps, num_prompts, noticed", [
+    ("hapo_cosine", 2, 32, True),      # 2 steps x 4 prompts = 8 draws of 32: none comes back
+    ("ceeh", 8, 32, True),             # 32 draws of 32: exactly one epoch, still none
+    ("ceeh", 9, 32, False),            # draws 33-36 are prompts seen before
+    ("grpo_lambda", 2, 32, False),     # no per-prompt history
+])
+def test_history_rewards_that_never_see_a_prompt_twice_are_noticed(reward, steps, num_prompts,
+                                                                   noticed):
+  config = _config(reward__name=reward, train__steps=steps, data__num_prompts=num_prompts)
+  assert config.rollout.prompts_per_step == 4 and config.data.dataset.startswith("task:")
+  assert config_check.validate(config) == []
+  found = config_check.notices(config)
+  assert bool(found) == noticed
+  if noticed:
+    assert found[0].startswith(f"config.reward.name={reward!r} compares each prompt with its own")
